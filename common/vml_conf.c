@@ -53,7 +53,7 @@ static int parse_string(parser *ps, char **out)
     const char *start;
     size_t len;
 
-    if (ps->end - ps->p >= 6 && memcmp(ps->p, "\"\"\"", 3) == 0) {
+    if (ps->end - ps->p >= 3 && memcmp(ps->p, "\"\"\"", 3) == 0) {
         ps->p += 3;
         start = ps->p;
         while (ps->p < ps->end && !(ps->end - ps->p >= 3 && memcmp(ps->p, "\"\"\"", 3) == 0)) {

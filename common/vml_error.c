@@ -44,7 +44,7 @@ static void error_vset(vml_error *err, int domain, int code, int errnum,
     }
     err->code = code;
     err->domain = domain;
-    memcpy(err->detail, detail, sizeof(detail));
+    snprintf(err->detail, sizeof(err->detail), "%s", detail);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     snprintf(err->message, sizeof(err->message), vml_error_template(code), detail);

@@ -75,7 +75,10 @@ typedef enum {
     VIR_DOMAIN_LOCK_FAILURE_LAST = 5,
 } virDomainLockFailureAction;
 
-#define VIR_UUID_BUFLEN 16
+/* Spelled exactly as libvirt-host.h spells it, so including both is not a redefinition. */
+#ifndef VIR_UUID_BUFLEN
+# define VIR_UUID_BUFLEN (16)
+#endif
 
 typedef struct _virLockManagerParam virLockManagerParam;
 struct _virLockManagerParam {

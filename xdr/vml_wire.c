@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,7 +46,9 @@ int vml_wire_encode(const vml_rpc_header *hdr, xdrproc_t payload_proc, const voi
         if (!xdr_u_int(&xdrs, &word) || !xdr_vml_rpc_header(&xdrs, &copy))
             goto out;
     }
-    if (payload_size > 0 && !payload_proc(&xdrs, (void *)payload))
+    /* Always run the encoder: xdr_sizeof() returns 0 when the payload cannot be encoded
+     * (a string over its bound), and that must fail here, not become an empty payload. */
+    if (payload_proc != NULL && !payload_proc(&xdrs, (void *)payload))
         goto out;
     if (xdr_getpos(&xdrs) != total)
         goto out;
@@ -118,8 +121,19 @@ void vml_wire_error_from_payload(const vml_rpc_error *payload, vml_error *err)
                           ? *payload->message : "unknown error reported by the lock daemon";
 
     vml_error_set_raw(err, payload->domain, payload->code, message);
-    if (payload->str2 != NULL && *payload->str2 != NULL)
+    if (err == NULL)
+        return;
+    if (payload->str2 != NULL && *payload->str2 != NULL) {
         snprintf(err->detail, sizeof(err->detail), "%s", *payload->str2);
+    } else {
+        /* No detail sent: recover it by removing the code's prefix, so that re-raising the
+         * detail through libvirt (which adds the prefix again) does not print it twice. */
+        const char *template = vml_error_template(payload->code);
+        size_t prefix_len = strlen(template) - 2;   /* every template ends in "%s" */
+
+        if (strncmp(message, template, prefix_len) == 0)
+            snprintf(err->detail, sizeof(err->detail), "%s", message + prefix_len);
+    }
 }
 
 bool_t vml_xdr_string_checked(XDR *xdrs, char **sp, u_int maxsize)
@@ -209,10 +223,14 @@ int vml_client_connect(vml_client *client, const char *path, vml_error *err)
         return -1;
     }
     while (connect(fd, (struct sockaddr *)&addr, addr_len) < 0) {
-        if (errno == EINTR)
+        int saved_errno = errno;
+
+        if (saved_errno == EINTR)
             continue;
-        vml_error_set_errno(err, VIR_FROM_RPC, errno, "Failed to connect socket to '%s'", path);
+        vml_error_set_errno(err, VIR_FROM_RPC, saved_errno, "Failed to connect socket to '%s'",
+                            path);
         close(fd);
+        errno = saved_errno;
         return -1;
     }
     client->fd = fd;

@@ -62,7 +62,10 @@ typedef struct vml_client {
     unsigned int serial;    /* next serial; libvirt starts at 0 on each connection */
 } vml_client;
 
-/* Connect to a UNIX socket path ("@name" = abstract).  Errors name the path. */
+/*
+ * Connect to a UNIX socket path ("@name" = abstract).  Errors name the path; when connect(2)
+ * itself fails, errno is left as it set it (ENOENT, ECONNREFUSED: callers may start a daemon).
+ */
 int vml_client_connect(vml_client *client, const char *path, vml_error *err);
 
 /*

@@ -1,0 +1,308 @@
+/* dmn_owner.c: lock owners by pid, pidfds, and SIGTERM-then-SIGKILL of an owner whose holder connection closed. */
+#include "dmn_owner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "vml_log.h"
+
+int dmn_identity_copy(vml_ls_owner *dst, const vml_ls_owner *src, vml_error *err)
+{
+    char *name = strdup(src->name != NULL ? src->name : "");
+
+    if (name == NULL) {
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record the owner identity");
+        return -1;
+    }
+    memcpy(dst->uuid, src->uuid, sizeof(dst->uuid));
+    dst->name = name;
+    dst->id = src->id;
+    dst->pid = src->pid;
+    return 0;
+}
+
+void dmn_identity_clear(vml_ls_owner *identity)
+{
+    free(identity->name);
+    memset(identity, 0, sizeof(*identity));
+}
+
+void dmn_owner_format_uuid(const char uuid[16], char out[37])
+{
+    const unsigned char *u = (const unsigned char *)uuid;
+
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
+             u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/*
+ * State and start time of pid from /proc/PID/stat.  Returns 0, or -1 when there is no such
+ * process.  The command name (field 2) may hold spaces and parentheses: parse after the
+ * last ')'.
+ */
+static int read_proc_stat(unsigned int pid, char *state, unsigned long long *start_time)
+{
+    char path[64], buf[1024];
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ')
+        return -1;
+    p += 2;
+    *state = *p;
+    /* starttime is field 22; the state is field 3. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    *start_time = strtoull(p, NULL, 10);
+    return 0;
+}
+
+bool dmn_owner_probe_exited(const dmn_owner *owner)
+{
+    unsigned long long start_time;
+    char state;
+
+    if (owner->pidfd >= 0)
+        return false;
+    return read_proc_stat(owner->pid, &state, &start_time) < 0 || state == 'Z' ||
+           state == 'X' || start_time != owner->start_time;
+}
+
+/* Signal the owner's process: through the pidfd, or, for a probed owner, by pid once the
+ * probe shows the pid still names the same process. */
+static int owner_signal(const dmn_owner *owner, int signo)
+{
+    if (owner->pidfd >= 0)
+        return pidfd_send_signal(owner->pidfd, signo, NULL, 0);
+    if (dmn_owner_probe_exited(owner)) {
+        errno = ESRCH;
+        return -1;
+    }
+    return kill((pid_t)owner->pid, signo);
+}
+
+int dmn_owners_new(unsigned int kill_grace_ms, dmn_owners **out, vml_error *err)
+{
+    dmn_owners *owners = calloc(1, sizeof(*owners));
+
+    if (owners == NULL || (owners->by_pid = dmn_hash_new()) == NULL) {
+        free(owners);
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot create the owner table");
+        return -1;
+    }
+    owners->kill_grace_ms = kill_grace_ms;
+    *out = owners;
+    return 0;
+}
+
+static void owner_free(dmn_owner *owner)
+{
+    if (owner == NULL)
+        return;
+    if (owner->pidfd >= 0)
+        close(owner->pidfd);
+    dmn_identity_clear(&owner->identity);
+    free(owner);
+}
+
+void dmn_owners_free(dmn_owners *owners)
+{
+    if (owners == NULL)
+        return;
+    while (owners->head != NULL)
+        dmn_owners_remove(owners, owners->head);
+    dmn_hash_free(owners->by_pid);
+    free(owners);
+}
+
+dmn_owner *dmn_owners_find(const dmn_owners *owners, unsigned int pid)
+{
+    return dmn_hash_get(owners->by_pid, &pid, sizeof(pid));
+}
+
+int dmn_owners_update_identity(dmn_owners *owners, const vml_ls_owner *identity, vml_error *err)
+{
+    dmn_owner *owner = dmn_owners_find(owners, identity->pid);
+    vml_ls_owner copy = { 0 };
+
+    if (owner == NULL)
+        return 0;
+    if (dmn_identity_copy(&copy, identity, err) < 0)
+        return -1;
+    dmn_identity_clear(&owner->identity);
+    owner->identity = copy;
+    return 0;
+}
+
+int dmn_owners_get(dmn_owners *owners, const vml_ls_owner *identity, dmn_owner **out,
+                   vml_error *err)
+{
+    dmn_owner *owner = dmn_owners_find(owners, identity->pid);
+    int ret = -1;
+
+    if (owner != NULL) {
+        if (dmn_owners_update_identity(owners, identity, err) < 0)
+            return -1;
+        *out = owner;
+        return 0;
+    }
+    owner = calloc(1, sizeof(*owner));
+    if (owner == NULL) {
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record owner pid %u",
+                            identity->pid);
+        goto out;
+    }
+    owner->pidfd = -1;
+    owner->pid = identity->pid;
+    if (dmn_identity_copy(&owner->identity, identity, err) < 0)
+        goto out;
+    /* pid 0 and pids beyond pid_t's range name no process: pidfd_open would act on ours. */
+    if (identity->pid == 0 || identity->pid > (unsigned int)INT32_MAX) {
+        errno = ESRCH;
+    } else {
+        owner->pidfd = pidfd_open((pid_t)identity->pid, 0);
+    }
+    if (owner->pidfd < 0 && errno == ENOSYS) {
+        char state;
+
+        if (owners->nprobed == 0)
+            VML_WARN("pidfd_open() is not available: watching owner processes through /proc "
+                     "every %d ms instead", DMN_OWNER_PROBE_MS);
+        if (read_proc_stat(identity->pid, &state, &owner->start_time) == 0 && state != 'Z' &&
+            state != 'X')
+            errno = 0;
+        else
+            errno = ESRCH;
+    }
+    if (owner->pidfd < 0 && errno != 0) {
+        if (errno == ESRCH || errno == EINVAL)
+            vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_INVALID,
+                          "owner pid %u is not a running process", identity->pid);
+        else
+            vml_error_set_errno(err, VIR_FROM_LOCKSPACE, errno,
+                                "cannot watch owner pid %u", identity->pid);
+        goto out;
+    }
+    if (dmn_hash_put(owners->by_pid, &owner->pid, sizeof(owner->pid), owner) < 0) {
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record owner pid %u",
+                            identity->pid);
+        goto out;
+    }
+    owner->prev = owners->tail;
+    if (owners->tail != NULL)
+        owners->tail->next = owner;
+    else
+        owners->head = owner;
+    owners->tail = owner;
+    owners->count++;
+    if (owner->pidfd < 0)
+        owners->nprobed++;
+    *out = owner;
+    owner = NULL;
+    ret = 0;
+ out:
+    owner_free(owner);
+    return ret;
+}
+
+void dmn_owners_remove(dmn_owners *owners, dmn_owner *owner)
+{
+    dmn_hash_remove(owners->by_pid, &owner->pid, sizeof(owner->pid));
+    if (owner->prev != NULL)
+        owner->prev->next = owner->next;
+    else
+        owners->head = owner->next;
+    if (owner->next != NULL)
+        owner->next->prev = owner->prev;
+    else
+        owners->tail = owner->prev;
+    owners->count--;
+    if (owner->pidfd < 0)
+        owners->nprobed--;
+    owner_free(owner);
+}
+
+void dmn_owners_forget_if_idle(dmn_owners *owners, dmn_owner *owner)
+{
+    if (owner != NULL && owner->nholdings == 0 && !owner->kill_pending)
+        dmn_owners_remove(owners, owner);
+}
+
+dmn_hangup_result dmn_owners_holder_closed(dmn_owners *owners, dmn_owner *owner, int64_t now_ms)
+{
+    if (owner->nholdings == 0 || owner->kill_pending)
+        return DMN_HANGUP_NOTHING;
+    if (owner_signal(owner, SIGTERM) < 0) {
+        if (errno == ESRCH)
+            return DMN_HANGUP_GONE;
+        /* We cannot kill it (e.g. another user's process for an unprivileged daemon): its
+         * leases stay held until it exits on its own, which is the safe side. */
+        VML_ERROR("holder connection of owner pid %u (domain '%s') closed while it holds "
+                  "%zu lease(s), but it cannot be signalled: %s; its leases stay held "
+                  "until it exits", owner->pid, owner->identity.name, owner->nholdings,
+                  strerror(errno));
+        return DMN_HANGUP_NOTHING;
+    }
+    owner->kill_pending = true;
+    owner->sigkill_at_ms = now_ms + owners->kill_grace_ms;
+    owners->kills++;
+    VML_WARN("holder connection of owner pid %u (domain '%s') closed while it holds %zu "
+             "lease(s): sent SIGTERM, SIGKILL in %u ms unless it exits; its leases are "
+             "released when it has exited", owner->pid, owner->identity.name,
+             owner->nholdings, owners->kill_grace_ms);
+    return DMN_HANGUP_SIGNALLED;
+}
+
+bool dmn_owners_next_deadline(const dmn_owners *owners, int64_t *deadline_ms)
+{
+    bool found = false;
+
+    for (const dmn_owner *owner = owners->head; owner != NULL; owner = owner->next) {
+        if (!owner->kill_pending || owner->sigkill_sent)
+            continue;
+        if (!found || owner->sigkill_at_ms < *deadline_ms)
+            *deadline_ms = owner->sigkill_at_ms;
+        found = true;
+    }
+    return found;
+}
+
+void dmn_owners_run_timers(dmn_owners *owners, int64_t now_ms)
+{
+    for (dmn_owner *owner = owners->head; owner != NULL; owner = owner->next) {
+        if (!owner->kill_pending || owner->sigkill_sent || owner->sigkill_at_ms > now_ms)
+            continue;
+        owner->sigkill_sent = true;
+        if (owner_signal(owner, SIGKILL) < 0) {
+            if (errno != ESRCH)
+                VML_ERROR("cannot send SIGKILL to owner pid %u (domain '%s'): %s",
+                          owner->pid, owner->identity.name, strerror(errno));
+            continue;
+        }
+        VML_WARN("owner pid %u (domain '%s') still running %u ms after SIGTERM: sent SIGKILL",
+                 owner->pid, owner->identity.name, owners->kill_grace_ms);
+    }
+}

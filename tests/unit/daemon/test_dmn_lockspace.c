@@ -1,0 +1,551 @@
+/* test_dmn_lockspace.c: unit tests of lockspaces and leases: names, creation, the inode re-check, release rules, busy messages, owners. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vml_test.h"
+#include "dmn_lockspace.h"
+#include "dmn_owner.h"
+
+static char tmpdir[64];
+static dmn_lockspaces *reg;
+static dmn_owners *owners;
+
+static bool has(const char *text, const char *needle)
+{
+    bool found = strstr(text, needle) != NULL;
+
+    if (!found)
+        printf("#   '%s'\n#   does not contain '%s'\n", text, needle);
+    return found;
+}
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void touch(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd >= 0)
+        close(fd);
+}
+
+/* An owner for pid with a recognisable identity; borrowed from the registry. */
+static dmn_owner *owner_for(pid_t pid, const char *name, unsigned char uuid_byte)
+{
+    vml_ls_owner identity = { .name = (char *)name, .id = 1, .pid = (u_int)pid };
+    dmn_owner *owner = NULL;
+    vml_error err;
+
+    memset(identity.uuid, uuid_byte, sizeof(identity.uuid));
+    if (dmn_owners_get(owners, &identity, &owner, &err) < 0)
+        printf("#   %s\n", err.message);
+    return owner;
+}
+
+/* In a forked child: close every inherited descriptor but keep, so that the pipes other
+ * children wait on see EOF when the parent closes them. */
+static void close_inherited(int keep)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        if (fd != keep)
+            close(fd);
+    }
+}
+
+/* A child that blocks until *release_fd is closed: a live pid that is not ours. */
+static pid_t spawn_waiter(int *release_fd)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe(fds) < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        char c;
+        close_inherited(fds[0]);
+        while (read(fds[0], &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(fds[0]);
+    *release_fd = fds[1];
+    return pid;
+}
+
+/*
+ * A child that holds an OFD lock (type) on byte 0 of path, as another host's daemon would:
+ * returns once the lock is held; closing *release_fd makes the child exit.
+ */
+static pid_t spawn_locker(const char *path, short type, int *release_fd)
+{
+    int ready[2], hold[2];
+    pid_t pid;
+    char c;
+
+    if (pipe(ready) < 0 || pipe(hold) < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+        int fd;
+        for (int other = 3; other < 1024; other++) {
+            if (other != ready[1] && other != hold[0])
+                close(other);
+        }
+        fd = open(path, O_RDWR);
+        if (fd < 0 || fcntl(fd, F_OFD_SETLK, &fl) < 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        while (read(hold[0], &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    if (read(ready[0], &c, 1) != 1) {
+        close(ready[0]);
+        close(hold[1]);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    close(ready[0]);
+    *release_fd = hold[1];
+    return pid;
+}
+
+static void stop_child(pid_t pid, int release_fd)
+{
+    close(release_fd);
+    waitpid(pid, NULL, 0);
+}
+
+static void test_names(void)
+{
+    dmn_lockspace *def = dmn_lockspaces_find(reg, "");
+    dmn_lockspace named = { .path = (char *)"/x" };
+    char long_name[300];
+    vml_error err;
+
+    VML_CHECK(def != NULL, "the default lockspace exists from the start");
+    VML_CHECK(dmn_lockspace_check_name(&named, "0123abc", &err) == 0, "a plain name is fine");
+    VML_CHECK(dmn_lockspace_check_name(&named, "a/b", &err) < 0 && has(err.message, "'a/b'") &&
+              err.code == VIR_ERR_INVALID_ARG, "a name with '/' is INVALID_ARG naming it");
+    VML_CHECK(dmn_lockspace_check_name(&named, ".", &err) < 0, "'.' is refused");
+    VML_CHECK(dmn_lockspace_check_name(&named, "..", &err) < 0, "'..' is refused");
+    VML_CHECK(dmn_lockspace_check_name(&named, "", &err) < 0 && has(err.message, "empty"),
+              "an empty name is refused");
+    memset(long_name, 'a', 256);
+    long_name[256] = '\0';
+    VML_CHECK(dmn_lockspace_check_name(&named, long_name, &err) < 0 && has(err.message, "255"),
+              "a 256-byte name is refused");
+    long_name[255] = '\0';
+    VML_CHECK(dmn_lockspace_check_name(&named, long_name, &err) == 0, "a 255-byte name is fine");
+    VML_CHECK(dmn_lockspace_check_name(def, "/var/lib/img.qcow2", &err) == 0,
+              "the default lockspace takes absolute paths");
+    VML_CHECK(dmn_lockspace_check_name(def, "img.qcow2", &err) < 0 &&
+              has(err.message, "not an absolute path"), "and refuses relative ones");
+
+    VML_CHECK(dmn_lockspace_check_path("/srv/locks", &err) == 0, "an absolute lockspace path");
+    VML_CHECK(dmn_lockspace_check_path("srv/locks", &err) < 0, "a relative lockspace path is refused");
+    VML_CHECK(dmn_lockspace_check_path("/srv/../etc", &err) < 0 && has(err.message, "'..'"),
+              "a lockspace path with '..' is refused");
+    VML_CHECK(dmn_lockspace_check_path("/srv/..foo/x", &err) == 0, "'..foo' is an ordinary name");
+    VML_CHECK(dmn_lockspace_check_path("/srv/locks/..", &err) < 0, "a trailing '..' too");
+}
+
+static void test_lockspaces(void)
+{
+    char path[256], file[256];
+    dmn_lockspace *ls = NULL;
+    struct stat st;
+    vml_error err;
+    size_t before = reg->nlockspaces;
+
+    snprintf(path, sizeof(path), "%s/deep/er/ls", tmpdir);
+    VML_CHECK(dmn_lockspaces_add(reg, path, &ls, &err) == 0 && ls != NULL &&
+              dmn_lockspaces_find(reg, path) == ls, "a lockspace is created and registered");
+    VML_CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700,
+              "its directory and parents are made with mode 0700");
+    VML_CHECK(reg->nlockspaces == before + 1, "the registry counts it");
+    snprintf(path, sizeof(path), "%s/deep/er/ls/", tmpdir);
+    VML_CHECK(dmn_lockspaces_find(reg, path) == NULL, "lockspace paths are exact strings ('/' matters)");
+    snprintf(file, sizeof(file), "%s/plainfile", tmpdir);
+    touch(file);
+    VML_CHECK(dmn_lockspaces_add(reg, file, NULL, &err) < 0 && err.code == VIR_ERR_INTERNAL_ERROR &&
+              has(err.message, "exists, but is not a directory"),
+              "a lockspace on an existing file is INTERNAL_ERROR");
+    VML_CHECK(dmn_lockspaces_find(reg, file) == NULL, "and is not registered");
+}
+
+/* Hook: replace the file between open and lock, `replacements` times. */
+static int replacements;
+static int hook_calls;
+
+static void replace_file(const char *path, void *opaque)
+{
+    (void)opaque;
+    hook_calls++;
+    if (replacements > 0) {
+        replacements--;
+        unlink(path);
+        touch(path);
+    }
+}
+
+static void test_recheck(dmn_owner *me)
+{
+    char dir[256], path[300];
+    dmn_lockspace *ls = NULL;
+    dmn_holding *h = NULL;
+    struct stat st;
+    vml_error err;
+
+    snprintf(dir, sizeof(dir), "%s/recheck", tmpdir);
+    dmn_lockspaces_add(reg, dir, &ls, &err);
+    snprintf(path, sizeof(path), "%s/r1", dir);
+    dmn_lockspaces_set_open_hook(reg, replace_file, NULL);
+
+    replacements = 1;
+    hook_calls = 0;
+    VML_CHECK(dmn_lease_acquire(reg, ls, "r1", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+                                &err) == 0 && h != NULL,
+              "a lease file replaced between open and lock is still acquired");
+    VML_CHECK(hook_calls == 2, "by dropping the stale lock and locking again");
+    VML_CHECK(h != NULL && stat(path, &st) == 0 && (uint64_t)st.st_ino == h->lease->inode.ino &&
+              (uint64_t)st.st_dev == h->lease->inode.dev,
+              "the lock is on the file the path names now");
+    if (h != NULL)
+        dmn_holding_release(reg, h);
+    VML_CHECK(!exists(path), "releasing the autocreated exclusive lease removes its file");
+
+    replacements = 1000;
+    hook_calls = 0;
+    VML_CHECK(dmn_lease_acquire(reg, ls, "r2", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+                                &err) < 0 && has(err.message, "replaced 16 times"),
+              "a file replaced on every try: an error after 16 attempts, not a loop");
+    VML_CHECK(hook_calls == DMN_LEASE_LOCK_ATTEMPTS && reg->nleases == 0,
+              "exactly DMN_LEASE_LOCK_ATTEMPTS tries, nothing held");
+    dmn_lockspaces_set_open_hook(reg, NULL, NULL);
+}
+
+static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *third)
+{
+    char dir[256], path[300], img[300], link_path[300], dev_null[] = "/dev/null";
+    dmn_lockspace *ls = NULL;
+    dmn_lockspace *def = dmn_lockspaces_find(reg, "");
+    dmn_holding *h = NULL, *h2 = NULL, *h3 = NULL;
+    vml_error err;
+    int release_fd;
+    pid_t locker;
+    uint64_t conflicts;
+
+    snprintf(dir, sizeof(dir), "%s/ls2", tmpdir);
+    dmn_lockspaces_add(reg, dir, &ls, &err);
+    snprintf(path, sizeof(path), "%s/lease", dir);
+
+    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, 0, me, 0, &h, &err) < 0 &&
+              err.code == VIR_ERR_SYSTEM_ERROR && has(err.message, path),
+              "without AUTOCREATE a missing lease file is an error naming it");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+                                &err) == 0 && exists(path), "AUTOCREATE creates the lease file");
+    {
+        struct stat st;
+        VML_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "lease files are mode 0600");
+    }
+    conflicts = reg->conflicts;
+    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h2,
+                                &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY,
+              "the same owner acquiring again is busy");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", "/img/x.raw", VML_LS_ACQUIRE_SHARED, other, 0,
+                                &h2, &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY &&
+              err.domain == VIR_FROM_LOCKSPACE &&
+              has(err.message, "resource busy: Lockspace resource 'lease' (disk '/img/x.raw') is locked by domain 'me' (uuid 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a, pid "),
+              "shared against exclusive is busy, naming the holder domain, uuid and pid");
+    VML_CHECK(reg->conflicts == conflicts + 2, "busy answers are counted as conflicts");
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)other->pid, &err) < 0 &&
+              err.code == VIR_ERR_INTERNAL_ERROR && err.domain == VIR_FROM_LOCKSPACE &&
+              has(err.message, "does not hold the resource lock"),
+              "release by an owner that does not hold it: INTERNAL_ERROR");
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, &err) == 0 &&
+              !exists(path) && me->nholdings == 0, "release by the holder removes the autocreated file");
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, &err) < 0 &&
+              err.code == VIR_ERR_RESOURCE_BUSY && has(err.message, "'lease' is not locked"),
+              "a second release: 'is not locked'");
+
+    /* shared: holders accumulate; the file goes with the last one */
+    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
+                                me, 0, &h, &err) == 0 &&
+              dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, other, 0, &h2, &err) == 0,
+              "two owners share a shared lease");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h3, &err) < 0 &&
+              err.code == VIR_ERR_RESOURCE_BUSY, "a shared holder cannot take it a second time");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, 0, third, 0, &h3, &err) < 0 &&
+              has(err.message, "is locked by domain 'me'") && has(err.message, " and 1 other(s)"),
+              "exclusive against two sharers: busy naming the first and counting the others");
+    snprintf(path, sizeof(path), "%s/s", dir);
+    dmn_holding_release(reg, h);
+    VML_CHECK(exists(path) && reg->nleases > 0, "the lease stays while a sharer remains");
+    dmn_holding_release(reg, h2);
+    VML_CHECK(!exists(path), "the last sharer's release removes the autocreated file");
+
+    /* a shared autocreated lease also read-locked by another host stays on disk */
+    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
+                                me, 0, &h, &err) == 0, "a shared autocreated lease");
+    locker = spawn_locker(path, F_RDLCK, &release_fd);
+    if (VML_CHECK(locker > 0, "another process read-locks the same file")) {
+        dmn_holding_release(reg, h);
+        VML_CHECK(exists(path), "releasing it keeps the file another host still holds");
+        stop_child(locker, release_fd);
+    }
+    unlink(path);
+
+    /* held by another process: the kernel says no */
+    snprintf(path, sizeof(path), "%s/ext", dir);
+    touch(path);
+    locker = spawn_locker(path, F_WRLCK, &release_fd);
+    if (VML_CHECK(locker > 0, "another process write-locks a lease file")) {
+        VML_CHECK(dmn_lease_acquire(reg, ls, "ext", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h, &err) < 0 &&
+                  has(err.message, "Lockspace resource 'ext' is locked by another process or host"),
+                  "acquiring it is busy: 'locked by another process or host'");
+        VML_CHECK(reg->nleases == 0 && me->nholdings == 0, "and nothing is recorded");
+        stop_child(locker, release_fd);
+        VML_CHECK(dmn_lease_acquire(reg, ls, "ext", NULL, 0, me, 0, &h, &err) == 0,
+                  "once that process exits the lease is granted");
+        dmn_holding_release(reg, h);
+        VML_CHECK(exists(path), "a lease file that was not autocreated is never removed");
+    }
+
+    /* the default lockspace: disk paths, aliases, file types */
+    snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
+    snprintf(link_path, sizeof(link_path), "%s/disk-link.img", tmpdir);
+    touch(img);
+    if (symlink(img, link_path) < 0)
+        printf("# symlink failed\n");
+    VML_CHECK(dmn_lease_acquire(reg, def, img, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h, &err) == 0,
+              "a disk image in the default lockspace");
+    VML_CHECK(dmn_lease_acquire(reg, def, link_path, NULL, 0, other, 0, &h2, &err) < 0 &&
+              has(err.message, "is locked by domain 'me'") &&
+              has(err.message, "through '"),
+              "a symlink to it is busy, naming the holder through the other path");
+    VML_CHECK(dmn_lease_acquire(reg, def, dev_null, NULL, 0, other, 0, &h2, &err) < 0 &&
+              has(err.message, "not a regular file or a block device"),
+              "a character device is refused");
+    VML_CHECK(dmn_lease_acquire(reg, def, tmpdir, NULL, 0, other, 0, &h2, &err) < 0,
+              "a directory is refused");
+    dmn_holding_release(reg, h);
+    VML_CHECK(exists(img), "a disk image is never removed, even with AUTOCREATE");
+    {
+        char nolock[300];
+        snprintf(nolock, sizeof(nolock), "%s/never-created.img", tmpdir);
+        VML_CHECK(dmn_lease_acquire(reg, def, nolock, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+                                    &err) < 0 && !exists(nolock),
+                  "the default lockspace never creates a missing disk");
+    }
+
+    /* a symlink as a lease file in a named lockspace */
+    snprintf(path, sizeof(path), "%s/sym", dir);
+    if (symlink(img, path) < 0)
+        printf("# symlink failed\n");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "sym", NULL, 0, me, 0, &h, &err) < 0 &&
+              has(err.message, "symbolic link"), "a lease file that is a symlink is refused");
+
+    /* CREATE_RESOURCE / DELETE_RESOURCE */
+    snprintf(path, sizeof(path), "%s/made", dir);
+    VML_CHECK(dmn_resource_create(reg, ls, "made", &err) == 0 && exists(path),
+              "CREATE_RESOURCE makes the lease file");
+    VML_CHECK(dmn_lease_acquire(reg, ls, "made", NULL, 0, me, 0, &h, &err) == 0 &&
+              dmn_resource_delete(reg, ls, "made", &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY &&
+              exists(path), "DELETE_RESOURCE of a held resource is busy and keeps the file");
+    dmn_holding_release(reg, h);
+    VML_CHECK(dmn_resource_delete(reg, ls, "made", &err) == 0 && !exists(path),
+              "DELETE_RESOURCE removes an unheld file");
+    VML_CHECK(dmn_resource_delete(reg, ls, "made", &err) == 0, "deleting a missing file is fine");
+    VML_CHECK(dmn_resource_create(reg, def, img, &err) < 0 && err.code == VIR_ERR_OPERATION_INVALID &&
+              dmn_resource_delete(reg, def, img, &err) < 0 && exists(img),
+              "the default lockspace's disks are never created or deleted");
+    VML_CHECK(dmn_resource_create(reg, ls, "../escape", &err) < 0 && err.code == VIR_ERR_INVALID_ARG,
+              "CREATE_RESOURCE checks the name");
+}
+
+static void test_batch(dmn_owner *me, dmn_owner *other)
+{
+    char dir[256], path_a[300];
+    dmn_lockspace *ls = NULL;
+    vml_error err;
+    vml_ext_resource res[3];
+    uint64_t acquires;
+
+    snprintf(dir, sizeof(dir), "%s/batch", tmpdir);
+    dmn_lockspaces_add(reg, dir, &ls, &err);
+    snprintf(path_a, sizeof(path_a), "%s/a", dir);
+
+    res[0] = (vml_ext_resource){ .lockspace = dir, .name = "s", .disk = "/d/s",
+                                 .flags = VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE };
+    res[1] = res[0];
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, me, &err) == 0 && me->nholdings == 1,
+              "a shared resource twice in one batch is taken once");
+    res[1].flags = VML_LS_ACQUIRE_AUTOCREATE;
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, &err) < 0 &&
+              err.code == VIR_ERR_RESOURCE_BUSY && other->nholdings == 0,
+              "the same resource shared then exclusive in one batch conflicts; nothing kept");
+    res[0].flags = res[1].flags = VML_LS_ACQUIRE_AUTOCREATE;
+    res[0].name = res[1].name = "x";
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, &err) < 0 &&
+              err.code == VIR_ERR_RESOURCE_BUSY && other->nholdings == 0,
+              "an exclusive resource twice in one batch conflicts");
+    acquires = reg->acquires;
+    res[0] = (vml_ext_resource){ .lockspace = dir, .name = "a", .disk = "/d/a",
+                                 .flags = VML_LS_ACQUIRE_AUTOCREATE };
+    res[1] = (vml_ext_resource){ .lockspace = dir, .name = "b", .disk = "/d/b",
+                                 .flags = VML_LS_ACQUIRE_AUTOCREATE };
+    res[2] = (vml_ext_resource){ .lockspace = dir, .name = "s", .disk = "/d/s", .flags = 0 };
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, &err) < 0 &&
+              has(err.message, "'s' (disk '/d/s') is locked by domain 'me'"),
+              "a batch failing at its third resource reports that resource");
+    VML_CHECK(!exists(path_a) && other->nholdings == 0 && reg->acquires == acquires,
+              "and undoes the first two: files removed, nothing held, nothing counted");
+    res[2].flags = VML_LS_ACQUIRE_SHARED;
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, &err) == 0 && other->nholdings == 3 &&
+              reg->acquires == acquires + 3, "the same batch with a shared third resource succeeds");
+    VML_CHECK(dmn_lease_release_batch(reg, res, 3, (unsigned int)other->pid, &err) == 0 &&
+              other->nholdings == 0 && !exists(path_a), "BATCH_RELEASE releases all of them");
+    VML_CHECK(dmn_lockspaces_release_owner(reg, me) == 1 && me->nholdings == 0,
+              "releasing everything of an owner counts its leases");
+}
+
+static void test_owners(void)
+{
+    vml_ls_owner identity = { .name = (char *)"ghost", .id = 1, .pid = 0 };
+    dmn_owner *owner = NULL;
+    vml_error err;
+    pid_t gone = fork();
+    char uuid[37];
+    const char raw[16] = { 0x12, 0x34, 0x56, 0x78, (char)0x9a, (char)0xbc, (char)0xde, (char)0xf0,
+                           0, 1, 2, 3, 4, 5, 6, 7 };
+
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    identity.pid = (u_int)gone;
+    VML_CHECK(dmn_owners_get(owners, &identity, &owner, &err) < 0 &&
+              err.code == VIR_ERR_OPERATION_INVALID && has(err.message, "is not a running process"),
+              "an owner pid that has exited is refused: no lock nobody can release");
+    identity.pid = 0;
+    VML_CHECK(dmn_owners_get(owners, &identity, &owner, &err) < 0, "pid 0 is refused");
+    identity.pid = 0x80000001u;
+    VML_CHECK(dmn_owners_get(owners, &identity, &owner, &err) < 0, "a pid beyond pid_t is refused");
+    VML_CHECK(dmn_owners_find(owners, (unsigned int)gone) == NULL, "refused owners are not recorded");
+    dmn_owner_format_uuid(raw, uuid);
+    VML_CHECK(strcmp(uuid, "12345678-9abc-def0-0001-020304050607") == 0, "uuid formatting");
+}
+
+/* The holder hangup: SIGTERM at once, SIGKILL from the timer, leases untouched meanwhile. */
+static void test_kill(void)
+{
+    char dir[256];
+    dmn_lockspace *ls = NULL;
+    dmn_holding *h = NULL;
+    vml_error err;
+    int ready[2];
+    pid_t victim;
+    dmn_owner *owner;
+    int status = 0;
+    int64_t deadline = 0;
+    char c;
+
+    snprintf(dir, sizeof(dir), "%s/kill", tmpdir);
+    dmn_lockspaces_add(reg, dir, &ls, &err);
+    if (pipe(ready) < 0)
+        return;
+    victim = fork();
+    if (victim == 0) {
+        signal(SIGTERM, SIG_IGN);
+        close_inherited(ready[1]);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 1)
+        printf("# the victim did not start\n");
+    close(ready[0]);
+    owner = owner_for(victim, "victim", 0x77);
+    if (!VML_CHECK(owner != NULL, "a live child is a valid owner"))
+        return;
+    VML_CHECK(dmn_owners_holder_closed(owners, owner, 1000) == DMN_HANGUP_NOTHING,
+              "a hangup of an owner holding nothing kills nothing");
+    dmn_lease_acquire(reg, ls, "v", NULL, VML_LS_ACQUIRE_AUTOCREATE, owner, 0, &h, &err);
+    VML_CHECK(dmn_owners_holder_closed(owners, owner, 1000) == DMN_HANGUP_SIGNALLED &&
+              owner->kill_pending && owners->kills == 1,
+              "a hangup of an owner holding a lease: SIGTERM sent and counted");
+    VML_CHECK(dmn_owners_holder_closed(owners, owner, 1000) == DMN_HANGUP_NOTHING &&
+              owners->kills == 1, "a second hangup does not signal again");
+    VML_CHECK(dmn_owners_next_deadline(owners, &deadline) && deadline == 1000 + 1600,
+              "the SIGKILL is due owner_kill_grace_ms later");
+    dmn_owners_run_timers(owners, 2599);
+    VML_CHECK(!owner->sigkill_sent, "not before its deadline");
+    VML_CHECK(owner->nholdings == 1 && reg->nleases > 0,
+              "the lease stays held while the process may still run");
+    dmn_owners_run_timers(owners, 2600);
+    VML_CHECK(owner->sigkill_sent && !dmn_owners_next_deadline(owners, &deadline),
+              "at its deadline SIGKILL is sent");
+    waitpid(victim, &status, 0);
+    VML_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the owner that ignored SIGTERM died of SIGKILL");
+    VML_CHECK(dmn_lockspaces_release_owner(reg, owner) == 1, "its exit releases its lease");
+    dmn_owners_remove(owners, owner);
+}
+
+int main(void)
+{
+    vml_error err;
+    int other_fd = -1, third_fd = -1;
+    pid_t other_pid, third_pid;
+    dmn_owner *me, *other, *third;
+    char cmd[128];
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_dmn_lockspace.XXXXXX");
+    if (mkdtemp(tmpdir) == NULL || dmn_lockspaces_new(&reg, &err) < 0 ||
+        dmn_owners_new(1600, &owners, &err) < 0) {
+        printf("Bail out! cannot set up\n");
+        return 1;
+    }
+    other_pid = spawn_waiter(&other_fd);
+    third_pid = spawn_waiter(&third_fd);
+    me = owner_for(getpid(), "me", 0x0a);
+    other = owner_for(other_pid, "other", 0x0b);
+    third = owner_for(third_pid, "third", 0x0c);
+    if (me == NULL || other == NULL || third == NULL) {
+        printf("Bail out! cannot create owners\n");
+        return 1;
+    }
+    test_names();
+    test_lockspaces();
+    test_recheck(me);
+    test_acquire_release(me, other, third);
+    test_batch(me, other);
+    test_owners();
+    test_kill();
+
+    dmn_lockspaces_free(reg);
+    dmn_owners_free(owners);
+    stop_child(other_pid, other_fd);
+    stop_child(third_pid, third_fd);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        printf("# cannot remove %s\n", tmpdir);
+    return vml_test_done();
+}

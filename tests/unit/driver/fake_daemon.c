@@ -1,0 +1,364 @@
+/* fake_daemon.c: a scripted stand-in lock daemon for the plugin's unit tests. */
+#include "fake_daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vml_wire.h"
+
+static int log_fd = -1;
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void log_line(const char *fmt, ...)
+{
+    char line[8192];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    if (write(log_fd, line, (size_t)n) < 0)
+        _exit(3);
+}
+
+static int read_full(int fd, unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = read(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_full(int fd, const unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int reply_ok(int fd, const vml_rpc_header *call)
+{
+    vml_rpc_header hdr = *call;
+    unsigned char *msg = NULL;
+    size_t len = 0;
+    int rc;
+
+    hdr.type = VML_RPC_REPLY;
+    hdr.status = VML_RPC_OK;
+    if (vml_wire_encode(&hdr, NULL, NULL, &msg, &len) < 0)
+        return -1;
+    rc = send_full(fd, msg, len);
+    free(msg);
+    return rc;
+}
+
+static int reply_error(int fd, const vml_rpc_header *call, int domain, int code,
+                       const char *detail)
+{
+    vml_error err;
+    unsigned char *msg = NULL;
+    size_t len = 0;
+    int rc;
+
+    vml_error_set(&err, domain, code, "%s", detail);
+    if (vml_wire_encode_error(call, &err, &msg, &len) < 0)
+        return -1;
+    rc = send_full(fd, msg, len);
+    free(msg);
+    return rc;
+}
+
+static bool has_prefix(const char *text, const char *prefix)
+{
+    return strncmp(text, prefix, strlen(prefix)) == 0;
+}
+
+/* Answer one resource procedure of virtlockd's program; 1 = drop the connection. */
+static int answer_resource(int fd, const vml_rpc_header *hdr, const unsigned char *msg,
+                           size_t len)
+{
+    vml_ls_resource_args args;
+    bool acquire = hdr->proc == VML_LS_PROC_ACQUIRE_RESOURCE;
+    char detail[512];
+    int rc;
+
+    memset(&args, 0, sizeof(args));
+    if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ls_resource_args, &args) < 0)
+        return 1;
+    log_line("%s %s %s %u", acquire ? "ACQUIRE" : "RELEASE", args.path, args.name, args.flags);
+    if (has_prefix(args.name, "drop")) {
+        rc = 1;
+    } else if (acquire && has_prefix(args.name, "busy")) {
+        snprintf(detail, sizeof(detail), "Lockspace resource '%s' is locked", args.name);
+        rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY, detail);
+    } else if (!acquire && has_prefix(args.name, "notheld")) {
+        snprintf(detail, sizeof(detail), "Lockspace resource '%s' is not locked", args.name);
+        rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY, detail);
+    } else {
+        rc = reply_ok(fd, hdr);
+    }
+    xdr_free((xdrproc_t)xdr_vml_ls_resource_args, (char *)&args);
+    return rc;
+}
+
+static int answer_batch(int fd, const vml_rpc_header *hdr, const unsigned char *msg,
+                        size_t len)
+{
+    vml_ext_batch_args args;
+    bool acquire = hdr->proc == VML_EXT_PROC_BATCH_ACQUIRE;
+    char line[6000];
+    size_t used;
+    const char *refuse = NULL;
+    char detail[512];
+    int rc;
+
+    memset(&args, 0, sizeof(args));
+    if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ext_batch_args, &args) < 0)
+        return 1;
+    used = (size_t)snprintf(line, sizeof(line), "%s %s %u",
+                            acquire ? "BATCH_ACQUIRE" : "BATCH_RELEASE",
+                            args.owner.name, args.owner.pid);
+    for (u_int i = 0; i < args.resources.resources_len; i++) {
+        const vml_ext_resource *res = &args.resources.resources_val[i];
+
+        if (used < sizeof(line))
+            used += (size_t)snprintf(line + used, sizeof(line) - used, " {%s %s %s %u;}",
+                                     res->lockspace, res->name, res->disk, res->flags);
+        if (refuse == NULL && ((acquire && has_prefix(res->name, "busy")) ||
+                               (!acquire && has_prefix(res->name, "notheld"))))
+            refuse = res->name;
+    }
+    log_line("%s", line);
+    if (refuse != NULL) {
+        snprintf(detail, sizeof(detail), "Lockspace resource '%s' is %s", refuse,
+                 acquire ? "locked" : "not locked");
+        rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY, detail);
+    } else {
+        rc = reply_ok(fd, hdr);
+    }
+    xdr_free((xdrproc_t)xdr_vml_ext_batch_args, (char *)&args);
+    return rc;
+}
+
+/* Answer one call; 1 = drop the connection. */
+static int answer(int fd, const unsigned char *msg, size_t len, fake_mode mode)
+{
+    vml_rpc_header hdr;
+    char detail[128];
+
+    if (vml_wire_decode_header(msg, len, &hdr) < 0)
+        return 1;
+    if (hdr.prog == VML_EXT_PROGRAM) {
+        if (mode == FAKE_VIRTLOCKD) {
+            log_line("NOPROG %d", hdr.proc);
+            snprintf(detail, sizeof(detail), "Cannot find program %d version %d",
+                     (int)hdr.prog, (int)hdr.vers);
+            return reply_error(fd, &hdr, VIR_FROM_RPC, VIR_ERR_RPC, detail);
+        }
+        return answer_batch(fd, &hdr, msg, len);
+    }
+    switch (hdr.proc) {
+    case VML_LS_PROC_REGISTER: {
+        vml_ls_register_args args;
+        int rc;
+
+        memset(&args, 0, sizeof(args));
+        if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ls_register_args, &args) < 0)
+            return 1;
+        log_line("REGISTER %s %u %u", args.owner.name, args.owner.id, args.owner.pid);
+        rc = reply_ok(fd, &hdr);
+        xdr_free((xdrproc_t)xdr_vml_ls_register_args, (char *)&args);
+        return rc;
+    }
+    case VML_LS_PROC_RESTRICT:
+        log_line("RESTRICT");
+        return reply_ok(fd, &hdr);
+    case VML_LS_PROC_CREATE_LOCKSPACE: {
+        vml_ls_create_lockspace_args args;
+        int rc;
+
+        memset(&args, 0, sizeof(args));
+        if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ls_create_lockspace_args,
+                                    &args) < 0)
+            return 1;
+        log_line("CREATE_LOCKSPACE %s", args.path);
+        rc = reply_ok(fd, &hdr);
+        xdr_free((xdrproc_t)xdr_vml_ls_create_lockspace_args, (char *)&args);
+        return rc;
+    }
+    case VML_LS_PROC_ACQUIRE_RESOURCE:
+    case VML_LS_PROC_RELEASE_RESOURCE:
+        return answer_resource(fd, &hdr, msg, len);
+    default:
+        snprintf(detail, sizeof(detail), "unknown procedure: %d", hdr.proc);
+        return reply_error(fd, &hdr, VIR_FROM_RPC, VIR_ERR_RPC, detail);
+    }
+}
+
+static void serve_client(int fd, fake_mode mode)
+{
+    for (;;) {
+        unsigned char word[VML_RPC_LENGTH_WORD];
+        unsigned char *msg;
+        size_t len;
+        int rc;
+
+        if (read_full(fd, word, sizeof(word)) < 0 ||
+            vml_wire_frame_length(word, VML_WIRE_MAX_MESSAGE, &len) < 0)
+            return;
+        msg = malloc(len);
+        if (msg == NULL)
+            return;
+        memcpy(msg, word, sizeof(word));
+        if (read_full(fd, msg + sizeof(word), len - sizeof(word)) < 0) {
+            free(msg);
+            return;
+        }
+        rc = answer(fd, msg, len, mode);
+        free(msg);
+        if (rc != 0)
+            return;
+    }
+}
+
+void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mode,
+                       int ready_fd)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int listen_fd;
+
+    alarm(60);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_IGN);   /* connection children reap themselves */
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
+    unlink(sock_path);
+    if (log_fd < 0 || listen_fd < 0 ||
+        bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(listen_fd, 16) < 0)
+        _exit(2);
+    if (ready_fd >= 0) {
+        if (write(ready_fd, "r", 1) != 1)
+            _exit(2);
+        close(ready_fd);
+    }
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(2);
+        }
+        /* One process per connection: a holder connection left open blocks nobody. */
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            alarm(60);
+            close(listen_fd);
+            serve_client(fd, mode);
+            _exit(0);
+        }
+        close(fd);
+    }
+}
+
+int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake_mode mode)
+{
+    int ready[2];
+    char byte;
+    ssize_t n;
+
+    snprintf(fake->sock_path, sizeof(fake->sock_path), "%s/%s.sock", dir, name);
+    snprintf(fake->log_path, sizeof(fake->log_path), "%s/%s.log", dir, name);
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return -1;
+    fflush(stdout);
+    fake->pid = fork();
+    if (fake->pid < 0)
+        return -1;
+    if (fake->pid == 0) {
+        close(ready[0]);
+        fake_daemon_serve(fake->sock_path, fake->log_path, mode, ready[1]);
+    }
+    close(ready[1]);
+    do {
+        n = read(ready[0], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    close(ready[0]);
+    return n == 1 ? 0 : -1;
+}
+
+void fake_daemon_stop(fake_daemon *fake)
+{
+    if (fake->pid <= 0)
+        return;
+    kill(fake->pid, SIGKILL);
+    while (waitpid(fake->pid, NULL, 0) < 0 && errno == EINTR)
+        continue;
+    fake->pid = -1;
+    unlink(fake->sock_path);
+}
+
+char *fake_read_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    char buf[4096];
+    size_t n;
+
+    if (out == NULL) {
+        if (f != NULL)
+            fclose(f);
+        return strdup("");
+    }
+    while (f != NULL && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, out);
+    if (f != NULL)
+        fclose(f);
+    fclose(out);
+    return text;
+}
+
+char *fake_daemon_take_log(fake_daemon *fake)
+{
+    char *text = fake_read_file(fake->log_path);
+
+    if (truncate(fake->log_path, 0) < 0 && errno != ENOENT)
+        perror("truncate");
+    return text;
+}

@@ -1,0 +1,51 @@
+/* fake_daemon.h: a scripted stand-in lock daemon (vmlockd or virtlockd flavour) in a child process, logging every call. */
+#ifndef FAKE_DAEMON_H
+#define FAKE_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/*
+ * How the fake answers (by resource name prefix, so one test script drives every case):
+ *   "busy..."     ACQUIRE_RESOURCE / BATCH_ACQUIRE: resource busy (VIR_FROM_LOCKSPACE)
+ *   "notheld..."  RELEASE_RESOURCE / BATCH_RELEASE: resource busy "is not locked"
+ *   "drop..."     any resource procedure: the connection is closed without a reply
+ * everything else succeeds.  FAKE_VIRTLOCKD answers the extension program with virtlockd's
+ * "Cannot find program" error.  Each call is appended to the log file as one line before
+ * the reply is sent, so the log is complete once the client has its reply:
+ *   REGISTER <name> <id> <pid> | RESTRICT | CREATE_LOCKSPACE <path>
+ *   ACQUIRE <lockspace> <name> <flags> | RELEASE <lockspace> <name> <flags>
+ *   BATCH_ACQUIRE <owner name> <pid> {<lockspace> <name> <disk> <flags>;}...
+ *   BATCH_RELEASE <owner name> <pid> {...}   | NOPROG <proc>
+ */
+typedef enum {
+    FAKE_VMLOCKD,
+    FAKE_VIRTLOCKD,
+} fake_mode;
+
+typedef struct fake_daemon {
+    pid_t pid;
+    char sock_path[256];
+    char log_path[256];
+} fake_daemon;
+
+/* Start a fake serving dir/name.sock, logging to dir/name.log; returns once it listens. */
+int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake_mode mode);
+
+/*
+ * Serve sock_path in the calling process until killed (or 60 s pass: a safety net for a
+ * broken test, not a synchronisation).  Writes one byte to ready_fd (if >= 0) once listening.
+ */
+void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mode,
+                       int ready_fd) __attribute__((noreturn));
+
+/* Kill and reap the fake. */
+void fake_daemon_stop(fake_daemon *fake);
+
+/* The log so far (malloc'd, caller frees), then the log is emptied. */
+char *fake_daemon_take_log(fake_daemon *fake);
+
+/* The whole of a file as a malloc'd string ("" when missing). */
+char *fake_read_file(const char *path);
+
+#endif
