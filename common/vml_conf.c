@@ -300,6 +300,7 @@ int vml_conf_parse_file(const char *path, bool missing_ok, vml_conf **out, vml_e
             break;
         len += (size_t)n;
     }
+    text[len] = '\0';    /* the parser is bounded by len; strict string checkers want a NUL too */
     ret = vml_conf_parse_text(path, text, len, out, err);
  out:
     free(text);

@@ -11,6 +11,7 @@
 
 #include "vml_build_config.h"
 #include "vml_conf.h"
+#include "dmn_build_config.h"
 
 /* Every key vmlockd.conf accepts; anything else is an error naming FILE:LINE. */
 static const vml_conf_key config_keys[] = {
@@ -22,6 +23,13 @@ static const vml_conf_key config_keys[] = {
     { "log_outputs", VML_KEY_STRING, offsetof(dmn_config, log_outputs), 0, 0 },
     { "log_filters", VML_KEY_STRING, offsetof(dmn_config, log_filters), 0, 0 },
     { "owner_kill_grace_ms", VML_KEY_UINT, offsetof(dmn_config, owner_kill_grace_ms), 0, 60000 },
+    { "lease_check_interval_ms", VML_KEY_UINT, offsetof(dmn_config, lease_check_interval_ms),
+      0, 3600000 },
+    { "lease_check_timeout_ms", VML_KEY_UINT, offsetof(dmn_config, lease_check_timeout_ms),
+      10, 3600000 },
+    { "lockfailure_pause_helper", VML_KEY_PATH, offsetof(dmn_config, lockfailure_pause_helper),
+      0, 0 },
+    { "keeper_sock_path", VML_KEY_PATH, offsetof(dmn_config, keeper_sock_path), 0, 0 },
 };
 
 void dmn_config_init(dmn_config *cfg)
@@ -31,6 +39,8 @@ void dmn_config_init(dmn_config *cfg)
     cfg->admin_max_clients = DMN_DEFAULT_ADMIN_MAX_CLIENTS;
     cfg->log_level = DMN_DEFAULT_LOG_LEVEL;
     cfg->owner_kill_grace_ms = DMN_DEFAULT_OWNER_KILL_GRACE_MS;
+    cfg->lease_check_interval_ms = DMN_DEFAULT_LEASE_CHECK_INTERVAL_MS;
+    cfg->lease_check_timeout_ms = DMN_DEFAULT_LEASE_CHECK_TIMEOUT_MS;
 }
 
 void dmn_config_clear(dmn_config *cfg)
@@ -39,6 +49,8 @@ void dmn_config_clear(dmn_config *cfg)
     free(cfg->admin_unix_sock_path);
     free(cfg->log_outputs);
     free(cfg->log_filters);
+    free(cfg->lockfailure_pause_helper);
+    free(cfg->keeper_sock_path);
     free(cfg->pid_file);
     dmn_config_init(cfg);
 }
@@ -139,6 +151,12 @@ static int validate(const vml_conf *conf, const dmn_config *cfg, vml_error *err)
                       conf->filename, entry_line(conf, "admin_unix_sock_path"));
         return -1;
     }
+    if (cfg->keeper_sock_path != NULL && strlen(cfg->keeper_sock_path) > sun_max) {
+        vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONF_SYNTAX,
+                      "%s:%u: 'keeper_sock_path' is longer than the %zu bytes a UNIX socket path may have",
+                      conf->filename, entry_line(conf, "keeper_sock_path"), sun_max);
+        return -1;
+    }
     if (cfg->log_outputs != NULL && (problem = check_log_outputs(cfg->log_outputs)) != NULL) {
         vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONF_SYNTAX, "%s:%u: 'log_outputs': %s",
                       conf->filename, entry_line(conf, "log_outputs"), problem);
@@ -208,6 +226,36 @@ static int default_path(char **slot, const char *dir, const char *file, vml_erro
     return 0;
 }
 
+/* The paths derived from others: the keeper socket from the pid file, the pause helper. */
+static int derived_paths(dmn_config *cfg, vml_error *err)
+{
+    const size_t sun_max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+    size_t len;
+
+    if (cfg->lockfailure_pause_helper == NULL &&
+        (cfg->lockfailure_pause_helper = strdup(VML_LIBEXECDIR "/vmlockd-pause-helper")) == NULL) {
+        vml_error_set_errno(err, VIR_FROM_CONF, ENOMEM, "cannot build the pause helper path");
+        return -1;
+    }
+    if (cfg->keeper_sock_path != NULL)
+        return 0;
+    len = strlen(cfg->pid_file);
+    if (len > 4 && strcmp(cfg->pid_file + len - 4, ".pid") == 0)
+        len -= 4;
+    if (asprintf(&cfg->keeper_sock_path, "%.*s.keeper-sock", (int)len, cfg->pid_file) < 0) {
+        cfg->keeper_sock_path = NULL;
+        vml_error_set_errno(err, VIR_FROM_CONF, ENOMEM, "cannot build the keeper socket path");
+        return -1;
+    }
+    if (strlen(cfg->keeper_sock_path) > sun_max) {
+        vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONFIG_UNSUPPORTED,
+                      "the keeper socket path derived from the pid file (%s) is longer than "
+                      "%zu bytes: set keeper_sock_path", cfg->keeper_sock_path, sun_max);
+        return -1;
+    }
+    return 0;
+}
+
 int dmn_config_resolve_paths(dmn_config *cfg, bool privileged, vml_error *err)
 {
     const char *runtime = getenv("XDG_RUNTIME_DIR");
@@ -218,14 +266,15 @@ int dmn_config_resolve_paths(dmn_config *cfg, bool privileged, vml_error *err)
         if (default_path(&cfg->unix_sock_path, "/run/vmlockd", "vmlockd-sock", err) < 0 ||
             default_path(&cfg->admin_unix_sock_path, "/run/vmlockd", "vmlockd-admin-sock",
                          err) < 0 ||
-            default_path(&cfg->pid_file, "/run", "vmlockd.pid", err) < 0)
+            default_path(&cfg->pid_file, "/run", "vmlockd.pid", err) < 0 ||
+            derived_paths(cfg, err) < 0)
             goto out;
         ret = 0;
         goto out;
     }
     if (cfg->unix_sock_path != NULL && cfg->admin_unix_sock_path != NULL &&
         cfg->pid_file != NULL) {
-        ret = 0;
+        ret = derived_paths(cfg, err);
         goto out;
     }
     if (runtime == NULL || runtime[0] != '/') {
@@ -241,7 +290,8 @@ int dmn_config_resolve_paths(dmn_config *cfg, bool privileged, vml_error *err)
     }
     if (default_path(&cfg->unix_sock_path, dir, "vmlockd-sock", err) < 0 ||
         default_path(&cfg->admin_unix_sock_path, dir, "vmlockd-admin-sock", err) < 0 ||
-        default_path(&cfg->pid_file, dir, "vmlockd.pid", err) < 0)
+        default_path(&cfg->pid_file, dir, "vmlockd.pid", err) < 0 ||
+        derived_paths(cfg, err) < 0)
         goto out;
     ret = 0;
  out:
@@ -286,6 +336,10 @@ void dmn_config_print(const dmn_config *cfg, bool daemonized, unsigned int timeo
     print_string(out, "log_outputs", outputs);
     print_string(out, "log_filters", cfg->log_filters);
     fprintf(out, "owner_kill_grace_ms = %u\n", cfg->owner_kill_grace_ms);
+    fprintf(out, "lease_check_interval_ms = %u\n", cfg->lease_check_interval_ms);
+    fprintf(out, "lease_check_timeout_ms = %u\n", cfg->lease_check_timeout_ms);
+    print_string(out, "lockfailure_pause_helper", cfg->lockfailure_pause_helper);
+    print_string(out, "keeper_sock_path", cfg->keeper_sock_path);
     /* From the command line, shown so that every path the daemon would use is visible. */
     print_string(out, "pid_file", cfg->pid_file);
     fprintf(out, "timeout = %u\n", timeout_secs);

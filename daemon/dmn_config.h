@@ -11,6 +11,8 @@
 #define DMN_DEFAULT_ADMIN_MAX_CLIENTS 16
 #define DMN_DEFAULT_LOG_LEVEL 3
 #define DMN_DEFAULT_OWNER_KILL_GRACE_MS 1600
+#define DMN_DEFAULT_LEASE_CHECK_INTERVAL_MS 10000
+#define DMN_DEFAULT_LEASE_CHECK_TIMEOUT_MS 20000
 
 /*
  * The daemon's settings.  Strings are malloc'd and owned by the struct (NULL = unset);
@@ -25,6 +27,10 @@ typedef struct dmn_config {
     char *log_outputs;
     char *log_filters;              /* accepted for virtlockd.conf compatibility, ignored */
     unsigned int owner_kill_grace_ms;
+    unsigned int lease_check_interval_ms;   /* 0 = no periodic lease checks */
+    unsigned int lease_check_timeout_ms;    /* a lease unverified this long is lost */
+    char *lockfailure_pause_helper; /* vmlockd-pause-helper; default VML_LIBEXECDIR's */
+    char *keeper_sock_path;         /* the keeper's socket; default derived from pid_file */
     char *pid_file;                 /* from -p, else derived (not a config key) */
 } dmn_config;
 
@@ -57,6 +63,9 @@ int dmn_config_load_text(dmn_config *cfg, const char *filename, const char *text
  * Fill the unset paths: privileged: /run/vmlockd/vmlockd-sock, /run/vmlockd/vmlockd-admin-sock,
  * /run/vmlockd.pid; unprivileged: $XDG_RUNTIME_DIR/vmlockd/{vmlockd-sock,vmlockd-admin-sock,
  * vmlockd.pid} (an error naming what to set when XDG_RUNTIME_DIR is unset and a path is needed).
+ * The keeper socket defaults to the pid file's path with ".pid" replaced by ".keeper-sock"
+ * (one keeper per daemon instance, as one daemon per pid file); the pause helper to
+ * VML_LIBEXECDIR/vmlockd-pause-helper.
  */
 int dmn_config_resolve_paths(dmn_config *cfg, bool privileged, vml_error *err);
 

@@ -11,6 +11,7 @@
 #include "vml_build_config.h"
 #include "vml_log.h"
 #include "vml_wire.h"
+#include "dmn_admin.h"
 
 /* Keep a LIST reply well below the message limit however many holders leases have. */
 #define LIST_REPLY_BUDGET (VML_RPC_MESSAGE_MAX / 2)
@@ -145,14 +146,15 @@ static int handle_acquire_resource(dmn_context *ctx, dmn_session *session, void 
 {
     vml_ls_resource_args *args = argp;
     dmn_lockspace *ls = find_lockspace(ctx, args->path, err);
+    vml_ext_resource2 res = { .lockspace = args->path, .name = args->name, .disk = (char *)"",
+                              .flags = args->flags };
     dmn_owner *owner = NULL;
     dmn_holding *taken;
 
     (void)ret;
     if (ls == NULL || dmn_owners_get(ctx->owners, &session->owner, &owner, err) < 0)
         return -1;
-    if (dmn_lease_acquire(ctx->lockspaces, ls, args->name, NULL, args->flags, owner, 0,
-                          &taken, err) < 0) {
+    if (dmn_lease_acquire(ctx->lockspaces, ls, &res, owner, &taken, NULL, err) < 0) {
         dmn_owners_forget_if_idle(ctx->owners, owner);
         return -1;
     }
@@ -172,7 +174,7 @@ static int handle_release_resource(dmn_context *ctx, dmn_session *session, void 
     (void)ret;
     if (ls == NULL)
         return -1;
-    rc = dmn_lease_release(ctx->lockspaces, ls, args->name, session->owner.pid, err);
+    rc = dmn_lease_release(ctx->lockspaces, ls, args->name, session->owner.pid, NULL, err);
     dmn_owners_forget_if_idle(ctx->owners, dmn_owners_find(ctx->owners, session->owner.pid));
     if (rc == 0)
         VML_INFO("owner pid %u (domain '%s') released '%s' in lockspace '%s'",
@@ -193,45 +195,177 @@ static int handle_create_lockspace(dmn_context *ctx, dmn_session *session, void 
 
 /* ---- program 0x564D4C4B (ours) ---- */
 
+/* Version 1 resources as version 2 ones (strings borrowed; no expected generations).
+ * *out is malloc'd (NULL for n == 0), freed by the caller with free(). */
+static int upgrade_resources(const vml_ext_resource *v1, size_t n, vml_ext_resource2 **out,
+                             vml_error *err)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    *out = calloc(n, sizeof(**out));
+    if (*out == NULL) {
+        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot handle the batch");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const unsigned int v1_flags = VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE;
+
+        /* Version 1 knows no generation flag. */
+        if (v1[i].flags & ~v1_flags) {
+            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INVALID_ARG,
+                          "unsupported flags (0x%x) in function %s", v1[i].flags & ~v1_flags,
+                          "BATCH_ACQUIRE");
+            free(*out);
+            *out = NULL;
+            return -1;
+        }
+        (*out)[i].lockspace = v1[i].lockspace;
+        (*out)[i].name = v1[i].name;
+        (*out)[i].disk = v1[i].disk;
+        (*out)[i].flags = v1[i].flags;
+    }
+    return 0;
+}
+
+/* The shared part of BATCH_ACQUIRE v1 and v2. */
+static int batch_acquire(dmn_context *ctx, const vml_ls_owner *identity,
+                         const vml_ext_resource2 *resources, size_t n, int action,
+                         const char *uri, vml_ext_generation *gens, vml_error *err)
+{
+    dmn_owner *owner = NULL;
+
+    if (check_identity(identity, err) < 0)
+        return -1;
+    if (action < 0 || action >= DMN_LOCKFAILURE_LAST) {
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INVALID_ARG,
+                      "on_lockfailure %d is not a libvirt lock failure action (0 to %d)",
+                      action, DMN_LOCKFAILURE_LAST - 1);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    if (dmn_owners_get(ctx->owners, identity, &owner, err) < 0)
+        return -1;
+    if (dmn_lease_acquire_batch(ctx->lockspaces, resources, n, owner, gens, err) < 0) {
+        dmn_owners_forget_if_idle(ctx->owners, owner);
+        return -1;
+    }
+    /* The latest acquisition says what the domain wants done when a lock is lost. */
+    if (dmn_owner_set_lockfailure(owner, action, uri, err) < 0)
+        VML_WARN("%s", err->message);
+    for (dmn_holding *h = owner->holdings; h != NULL; h = h->owner_next)
+        dmn_lease_journal_update(ctx->lockspaces, h->lease);
+    VML_INFO("owner pid %u (domain '%s') acquired %zu resource(s)", owner->pid,
+             owner->identity.name, n);
+    return 0;
+}
+
 static int handle_batch_acquire(dmn_context *ctx, dmn_session *session, void *argp,
                                 void *ret, vml_error *err)
 {
     vml_ext_batch_args *args = argp;
-    dmn_owner *owner = NULL;
+    vml_ext_resource2 *resources = NULL;
+    int rc;
 
     (void)session; (void)ret;
-    if (check_identity(&args->owner, err) < 0)
+    if (upgrade_resources(args->resources.resources_val, args->resources.resources_len,
+                          &resources, err) < 0)
         return -1;
-    if (args->resources.resources_len == 0)
+    rc = batch_acquire(ctx, &args->owner, resources, args->resources.resources_len,
+                       DMN_LOCKFAILURE_DEFAULT, NULL, NULL, err);
+    free(resources);
+    return rc;
+}
+
+/* ret->generations gets n zeroed entries; -1 on ENOMEM. */
+static int alloc_generations(vml_ext_batch2_ret *ret, size_t n, vml_error *err)
+{
+    if (n == 0)
         return 0;
-    if (dmn_owners_get(ctx->owners, &args->owner, &owner, err) < 0)
-        return -1;
-    if (dmn_lease_acquire_batch(ctx->lockspaces, args->resources.resources_val,
-                                args->resources.resources_len, owner, err) < 0) {
-        dmn_owners_forget_if_idle(ctx->owners, owner);
+    ret->generations.generations_val = calloc(n, sizeof(vml_ext_generation));
+    if (ret->generations.generations_val == NULL) {
+        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot report generations");
         return -1;
     }
-    VML_INFO("owner pid %u (domain '%s') acquired %u resource(s)", owner->pid,
-             owner->identity.name, args->resources.resources_len);
+    ret->generations.generations_len = (u_int)n;
     return 0;
+}
+
+static int handle_batch2_acquire(dmn_context *ctx, dmn_session *session, void *argp,
+                                 void *retp, vml_error *err)
+{
+    vml_ext_batch2_args *args = argp;
+    vml_ext_batch2_ret *ret = retp;
+    size_t n = args->resources.resources_len;
+
+    (void)session;
+    if (alloc_generations(ret, n, err) < 0)
+        return -1;
+    return batch_acquire(ctx, &args->owner, args->resources.resources_val, n,
+                         args->on_lockfailure, args->uri, ret->generations.generations_val, err);
+}
+
+/* The shared part of BATCH_RELEASE v1 and v2. */
+static int batch_release(dmn_context *ctx, const vml_ls_owner *identity,
+                         const vml_ext_resource2 *resources, size_t n, vml_ext_generation *gens,
+                         vml_error *err)
+{
+    int rc;
+
+    if (dmn_owners_update_identity(ctx->owners, identity, err) < 0)
+        return -1;
+    rc = dmn_lease_release_batch(ctx->lockspaces, resources, n, identity->pid, gens, err);
+    dmn_owners_forget_if_idle(ctx->owners, dmn_owners_find(ctx->owners, identity->pid));
+    VML_INFO("owner pid %u (domain '%s') released %zu resource(s)%s", identity->pid,
+             identity->name, n, rc < 0 ? " (some were not held)" : "");
+    return rc;
 }
 
 static int handle_batch_release(dmn_context *ctx, dmn_session *session, void *argp,
                                 void *ret, vml_error *err)
 {
     vml_ext_batch_args *args = argp;
+    vml_ext_resource2 *resources = NULL;
     int rc;
 
     (void)session; (void)ret;
-    if (dmn_owners_update_identity(ctx->owners, &args->owner, err) < 0)
+    if (upgrade_resources(args->resources.resources_val, args->resources.resources_len,
+                          &resources, err) < 0)
         return -1;
-    rc = dmn_lease_release_batch(ctx->lockspaces, args->resources.resources_val,
-                                 args->resources.resources_len, args->owner.pid, err);
-    dmn_owners_forget_if_idle(ctx->owners, dmn_owners_find(ctx->owners, args->owner.pid));
-    VML_INFO("owner pid %u (domain '%s') released %u resource(s)%s", args->owner.pid,
-             args->owner.name, args->resources.resources_len,
-             rc < 0 ? " (some were not held)" : "");
+    rc = batch_release(ctx, &args->owner, resources, args->resources.resources_len, NULL, err);
+    free(resources);
     return rc;
+}
+
+static int handle_batch2_release(dmn_context *ctx, dmn_session *session, void *argp,
+                                 void *retp, vml_error *err)
+{
+    vml_ext_batch2_args *args = argp;
+    vml_ext_batch2_ret *ret = retp;
+    size_t n = args->resources.resources_len;
+
+    (void)session;
+    if (alloc_generations(ret, n, err) < 0)
+        return -1;
+    return batch_release(ctx, &args->owner, args->resources.resources_val, n,
+                         ret->generations.generations_val, err);
+}
+
+static int handle_inquire(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                          vml_error *err)
+{
+    vml_ext_batch2_args *args = argp;
+    vml_ext_batch2_ret *ret = retp;
+    size_t n = args->resources.resources_len;
+
+    (void)session;
+    if (alloc_generations(ret, n, err) < 0)
+        return -1;
+    if (n > 0)
+        dmn_lease_inquire(ctx->lockspaces, args->resources.resources_val, n, args->owner.pid,
+                          ret->generations.generations_val);
+    return 0;
 }
 
 /* Bytes an XDR string of len bytes takes. */
@@ -350,6 +484,134 @@ static int handle_status(dmn_context *ctx, dmn_session *session, void *argp, voi
     return 0;
 }
 
+static int handle_status2(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                          vml_error *err)
+{
+    vml_ext_status2_ret *ret = retp;
+
+    (void)session; (void)argp;
+    if ((ret->daemon_version = strdup(VML_VERSION)) == NULL) {
+        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot report the status");
+        return -1;
+    }
+    ret->pid = (u_int)getpid();
+    ret->uptime_usec = monotonic_usec() - ctx->start_usec;
+    ret->lockspaces = (u_int)ctx->lockspaces->nlockspaces;
+    ret->leases = (u_int)ctx->lockspaces->nleases;
+    ret->owners = (u_int)ctx->owners->count;
+    ret->clients = ctx->nclients;
+    ret->acquires = ctx->lockspaces->acquires;
+    ret->conflicts = ctx->lockspaces->conflicts;
+    ret->owner_kills = ctx->owners->kills;
+    ret->lost_leases = ctx->lockspaces->lost;
+    ret->check_rounds = ctx->checker != NULL ? dmn_checker_rounds_done(ctx->checker) : 0;
+    ret->check_interval_ms = ctx->checker != NULL ? dmn_checker_interval_ms(ctx->checker) : 0;
+    ret->keeper_pid = ctx->keeper_pid;
+    ret->reexecs = ctx->reexecs;
+    ret->adopted = ctx->adopted;
+    ret->epoch = ctx->lockspaces->epoch;
+    return 0;
+}
+
+/* Owners holding at least one lease: the "domains" of the stop messages. */
+static size_t domains_holding(const dmn_context *ctx)
+{
+    size_t n = 0;
+
+    for (const dmn_owner *o = ctx->owners->head; o != NULL; o = o->next) {
+        if (o->nholdings > 0)
+            n++;
+    }
+    return n;
+}
+
+bool dmn_context_refuse_stop(const dmn_context *ctx, char *why, size_t why_len)
+{
+    if (ctx->lockspaces->nleases == 0)
+        return false;
+    snprintf(why, why_len, "refusing to stop: %zu lease(s) held by %zu domain(s); use "
+             "`vmlockctl shutdown --force`", ctx->lockspaces->nleases, domains_holding(ctx));
+    return true;
+}
+
+static int handle_shutdown(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                           vml_error *err)
+{
+    vml_ext_shutdown_args *args = argp;
+    vml_ext_shutdown_ret *ret = retp;
+    char why[256];
+
+    (void)session;
+    if (!(args->flags & VML_EXT_SHUTDOWN_FORCE) && dmn_context_refuse_stop(ctx, why, sizeof(why))) {
+        VML_WARN("SHUTDOWN without --force: %s", why);
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_OPERATION_INVALID, "%s", why);
+        return -1;
+    }
+    ret->leases_dropped = (u_int)ctx->lockspaces->nleases;
+    ret->owners = (u_int)domains_holding(ctx);
+    if (ret->leases_dropped > 0)
+        VML_WARN("shutdown --force: dropping %u lease(s) of %u domain(s); their VMs keep "
+                 "running unprotected", ret->leases_dropped, ret->owners);
+    else
+        VML_INFO("shutdown requested over the admin socket");
+    ctx->stop_requested = true;
+    return 0;
+}
+
+static int handle_check_now(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                            vml_error *err)
+{
+    vml_ext_check_ret *ret = retp;
+    struct timespec ts;
+
+    (void)argp;
+    if (ctx->checker == NULL) {
+        ret->lost_total = ctx->lockspaces->lost;
+        return 0;
+    }
+    if (dmn_checker_stuck(ctx->checker)) {
+        vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_FAILED,
+                      "a lease check is still stuck in the kernel (storage not answering); "
+                      "the leases it could not verify were declared lost");
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (dmn_checker_request(ctx->checker, ctx->lockspaces,
+                            (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                            &session->deferred_round, err) < 0)
+        return -1;
+    session->deferred = true;
+    return 0;
+}
+
+static int handle_who(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                      vml_error *err)
+{
+    (void)session;
+    return dmn_admin_who(ctx, argp, retp, err);
+}
+
+static int handle_break(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                        vml_error *err)
+{
+    (void)session;
+    return dmn_admin_break(ctx, argp, retp, err);
+}
+
+void dmn_context_lease_lost(dmn_context *ctx, dmn_lease *lease, const char *reason)
+{
+    char what[VML_ERROR_MESSAGE_MAX];
+
+    if (!dmn_lease_mark_lost(ctx->lockspaces, lease))
+        return;
+    snprintf(what, sizeof(what), "the lock of '%s'%s%s%s", lease->path,
+             lease->disk[0] != '\0' ? " (disk '" : "", lease->disk,
+             lease->disk[0] != '\0' ? "')" : "");
+    VML_ERROR("LOST LOCK: %s, held by %zu owner(s): %s", what, lease->nholders, reason);
+    for (size_t i = 0; i < lease->nholders; i++)
+        dmn_owner_lockfailure(ctx->owners, lease->holders[i]->owner, what);
+}
+
 /* ---- the table ---- */
 
 /* The arguments of a procedure that takes none: nothing to code, so any byte left over
@@ -366,11 +628,20 @@ static bool_t xdr_no_args(XDR *xdrs, void *unused)
 
 #define ARGS_FLAGS(ARGS) offsetof(ARGS, flags)
 
+/* A version 2 extension row whose flags word must be 0. */
+#define EXT2_ROW(PROC, NAME, ARGS, RET, FLAGS_FIELD, HANDLER, POLICY) \
+    { VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2, PROC, NAME, \
+      (xdrproc_t)xdr_##ARGS, sizeof(ARGS), (xdrproc_t)xdr_##RET, sizeof(RET), \
+      FLAGS_FIELD, 0, HANDLER, POLICY }
+
 /*
  * One row per procedure.  The policy column is virtlockd's: every procedure of its program
  * is refused on a restricted connection (RESTRICT included), and every one but REGISTER and
  * CREATE_LOCKSPACE needs a registered owner.  BATCH_ACQUIRE/RELEASE carry their owner, so
- * they need no REGISTER; LIST and STATUS are the admin socket's only procedures.
+ * they need no REGISTER; LIST and STATUS are the admin socket's only procedures in version
+ * 1.  Version 2 repeats procedures 1-4 (BATCH_* with generations, STATUS with the lifetime
+ * counters) and adds INQUIRE on the main socket and WHO, SHUTDOWN, CHECK_NOW and BREAK on
+ * the admin socket.
  */
 static const dmn_proc dispatch_table[] = {
     LS_ROW(VML_LS_PROC_REGISTER, "REGISTER", vml_ls_register_args,
@@ -416,6 +687,39 @@ static const dmn_proc dispatch_table[] = {
       (xdrproc_t)xdr_vml_ext_status_ret, sizeof(vml_ext_status_ret),
       DMN_NO_FLAGS_FIELD, 0, handle_status,
       DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED },
+    /* Version 2: generations, <on_lockfailure>, the lifetime procedures. */
+    EXT2_ROW(VML_EXT_PROC_BATCH_ACQUIRE, "BATCH_ACQUIRE", vml_ext_batch2_args,
+             vml_ext_batch2_ret, ARGS_FLAGS(vml_ext_batch2_args), handle_batch2_acquire,
+             DMN_MAIN_SOCKET),
+    EXT2_ROW(VML_EXT_PROC_BATCH_RELEASE, "BATCH_RELEASE", vml_ext_batch2_args,
+             vml_ext_batch2_ret, ARGS_FLAGS(vml_ext_batch2_args), handle_batch2_release,
+             DMN_MAIN_SOCKET),
+    { VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2, VML_EXT_PROC_LIST, "LIST",
+      (xdrproc_t)xdr_vml_ext_list_args, sizeof(vml_ext_list_args),
+      (xdrproc_t)xdr_vml_ext_list_ret, sizeof(vml_ext_list_ret),
+      ARGS_FLAGS(vml_ext_list_args), 0, handle_list,
+      DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED },
+    { VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2, VML_EXT_PROC_STATUS, "STATUS",
+      (xdrproc_t)xdr_no_args, 0,
+      (xdrproc_t)xdr_vml_ext_status2_ret, sizeof(vml_ext_status2_ret),
+      DMN_NO_FLAGS_FIELD, 0, handle_status2,
+      DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED },
+    EXT2_ROW(VML_EXT_PROC_INQUIRE, "INQUIRE", vml_ext_batch2_args, vml_ext_batch2_ret,
+             ARGS_FLAGS(vml_ext_batch2_args), handle_inquire, DMN_MAIN_SOCKET),
+    EXT2_ROW(VML_EXT_PROC_WHO, "WHO", vml_ext_who_args, vml_ext_who_ret,
+             ARGS_FLAGS(vml_ext_who_args), handle_who,
+             DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED),
+    { VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2, VML_EXT_PROC_SHUTDOWN, "SHUTDOWN",
+      (xdrproc_t)xdr_vml_ext_shutdown_args, sizeof(vml_ext_shutdown_args),
+      (xdrproc_t)xdr_vml_ext_shutdown_ret, sizeof(vml_ext_shutdown_ret),
+      ARGS_FLAGS(vml_ext_shutdown_args), VML_EXT_SHUTDOWN_FORCE, handle_shutdown,
+      DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED },
+    EXT2_ROW(VML_EXT_PROC_CHECK_NOW, "CHECK_NOW", vml_ext_check_args, vml_ext_check_ret,
+             ARGS_FLAGS(vml_ext_check_args), handle_check_now,
+             DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED),
+    EXT2_ROW(VML_EXT_PROC_BREAK, "BREAK", vml_ext_break_args, vml_ext_break_ret,
+             ARGS_FLAGS(vml_ext_break_args), handle_break,
+             DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED),
 };
 
 const dmn_proc *dmn_dispatch_table(size_t *n)
@@ -493,6 +797,25 @@ static int error_reply(const vml_rpc_header *hdr, const vml_error *err, unsigned
     return 0;
 }
 
+int dmn_dispatch_finish_deferred(dmn_context *ctx, dmn_session *session, unsigned char **reply,
+                                 size_t *reply_len, char *why, size_t why_len)
+{
+    vml_ext_check_ret ret = { 0 };
+    vml_rpc_header hdr = session->deferred_hdr;
+
+    session->deferred = false;
+    if (ctx->checker != NULL)
+        dmn_checker_last_round(ctx->checker, &ret.checked, &ret.lost);
+    ret.lost_total = ctx->lockspaces->lost;
+    hdr.type = VML_RPC_REPLY;
+    hdr.status = VML_RPC_OK;
+    if (vml_wire_encode(&hdr, (xdrproc_t)xdr_vml_ext_check_ret, &ret, reply, reply_len) < 0) {
+        snprintf(why, why_len, "cannot encode the reply of CHECK_NOW");
+        return -1;
+    }
+    return 0;
+}
+
 int dmn_dispatch_message(dmn_context *ctx, dmn_session *session, const unsigned char *msg,
                          size_t len, unsigned char **reply, size_t *reply_len,
                          char *why, size_t why_len)
@@ -544,11 +867,20 @@ int dmn_dispatch_message(dmn_context *ctx, dmn_session *session, const unsigned 
     if (check_policy(row, session, args, &err) < 0 ||
         row->handler(ctx, session, args, ret, &err) < 0)
         goto out;
+    if (session->deferred) {
+        session->deferred_hdr = hdr;
+        rc = 0;
+        goto out;
+    }
     hdr.type = VML_RPC_REPLY;
     hdr.status = VML_RPC_OK;
-    if (vml_wire_encode(&hdr, row->ret_proc, ret, reply, reply_len) < 0) {
-        vml_error_set(&err, VIR_FROM_RPC, VIR_ERR_RPC, "cannot encode the reply of %s",
-                      row->name);
+    /* The call is done (a lease may be granted): its reply must never turn into an error.
+     * One retry for a transient shortage, then the client is dropped with the outcome
+     * unknown to it, which is honest (it may ask again), unlike a false error. */
+    if (vml_wire_encode(&hdr, row->ret_proc, ret, reply, reply_len) < 0 &&
+        vml_wire_encode(&hdr, row->ret_proc, ret, reply, reply_len) < 0) {
+        snprintf(why, why_len, "cannot encode the reply of %s (serial %u) after it succeeded",
+                 row->name, hdr.serial);
         goto out;
     }
     rc = 0;

@@ -11,6 +11,8 @@
 
 #include "vml_error.h"
 #include "vml_lockspace.h"
+#include "vml_rpc.h"
+#include "dmn_check.h"
 #include "dmn_lockspace.h"
 #include "dmn_owner.h"
 
@@ -27,6 +29,9 @@ typedef struct dmn_session {
     bool registered;                /* REGISTER succeeded: owner is valid */
     vml_ls_owner owner;             /* owner.name owned by the session */
     bool restricted;                /* RESTRICT succeeded: every later call is refused */
+    bool deferred;                  /* a CHECK_NOW waits for its round: no reply yet */
+    vml_rpc_header deferred_hdr;    /* the call to answer when it is done */
+    uint64_t deferred_round;        /* the check round whose end answers it */
 } dmn_session;
 
 /* A fresh session of a connection on socket from the given peer. */
@@ -44,9 +49,24 @@ bool dmn_session_is_holder(const dmn_session *session);
 typedef struct dmn_context {
     dmn_lockspaces *lockspaces;
     dmn_owners *owners;
+    dmn_checker *checker;           /* NULL: no checks (CHECK_NOW answers at once) */
     unsigned int nclients;          /* connected clients, kept by the server (STATUS) */
-    int64_t start_usec;             /* CLOCK_MONOTONIC at start (STATUS uptime) */
+    int64_t start_usec;             /* CLOCK_MONOTONIC at the first start (STATUS uptime) */
+    unsigned int keeper_pid;        /* 0: no keeper (STATUS) */
+    unsigned int reexecs;           /* SIGUSR1 re-execs since the first start */
+    unsigned int adopted;           /* leases adopted from the keeper at start */
+    bool stop_requested;            /* SHUTDOWN accepted: stop once its reply is sent */
 } dmn_context;
+
+/*
+ * lease's lock is lost (reason for the log): mark it, count it, and apply the
+ * <on_lockfailure> action of every holder (ARCHITECTURE daemon invariant 13).  A lease already
+ * marked lost is left alone.
+ */
+void dmn_context_lease_lost(dmn_context *ctx, dmn_lease *lease, const char *reason);
+
+/* "refusing to stop: ..." when leases are held (for SIGTERM and SHUTDOWN); false when none. */
+bool dmn_context_refuse_stop(const dmn_context *ctx, char *why, size_t why_len);
 
 /* Policy flags of a table row, checked in one place (check_policy) before the handler. */
 #define DMN_NEEDS_OWNER               (1u << 0)   /* REGISTER must have succeeded */
@@ -86,10 +106,17 @@ const dmn_proc *dmn_dispatch_table(size_t *n);
 /*
  * Handle one complete message msg[0..len) (length word included) received on session's
  * connection.  Returns 0 with *reply (malloc'd, owned by the caller) to send, or -1 when
- * the client must be dropped (undecodable message), with why[] saying why.
+ * the client must be dropped (undecodable message), with why[] saying why.  A CHECK_NOW
+ * returns 0 with *reply NULL and session->deferred set: the reply comes from
+ * dmn_dispatch_finish_deferred once check round session->deferred_round is done.
  */
 int dmn_dispatch_message(dmn_context *ctx, dmn_session *session, const unsigned char *msg,
                          size_t len, unsigned char **reply, size_t *reply_len,
                          char *why, size_t why_len);
+
+/* The reply to a deferred CHECK_NOW (session->deferred is cleared): 0 with *reply owned by
+ * the caller, -1 when it cannot be encoded (drop the client). */
+int dmn_dispatch_finish_deferred(dmn_context *ctx, dmn_session *session, unsigned char **reply,
+                                 size_t *reply_len, char *why, size_t why_len);
 
 #endif

@@ -165,3 +165,19 @@ size_t dmn_hash_count(const dmn_hash *hash)
 {
     return hash->count;
 }
+
+void dmn_hash_each(const dmn_hash *hash, dmn_hash_visit visit, void *opaque)
+{
+    if (hash == NULL)
+        return;
+    for (size_t i = 0; i < hash->nbuckets; i++) {
+        hash_entry *entry = hash->buckets[i];
+
+        while (entry != NULL) {
+            /* Read next first: the visitor may free the value (and with it the key). */
+            hash_entry *next = entry->next;
+            visit(entry->value, opaque);
+            entry = next;
+        }
+    }
+}

@@ -37,6 +37,13 @@ int dmn_hash_replace(dmn_hash *hash, const void *key, size_t key_len, void *valu
 /* Remove key; returns the value it had, or NULL when it was absent. */
 void *dmn_hash_remove(dmn_hash *hash, const void *key, size_t key_len);
 
+/*
+ * Call visit(value, opaque) for every entry, in no particular order.  The visitor must not
+ * add or remove entries; it may free a value when the whole table is about to be freed.
+ */
+typedef void (*dmn_hash_visit)(void *value, void *opaque);
+void dmn_hash_each(const dmn_hash *hash, dmn_hash_visit visit, void *opaque);
+
 /* Number of entries. */
 size_t dmn_hash_count(const dmn_hash *hash);
 

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 
 #define FLAG_SHARED VML_LS_ACQUIRE_SHARED
 #define FLAG_AUTOCREATE VML_LS_ACQUIRE_AUTOCREATE
+#define FLAG_EXPECT VML_EXT_RESOURCE_EXPECT_GENERATION
 
 static bool is_default(const dmn_lockspace *ls)
 {
@@ -29,6 +33,14 @@ static int64_t realtime_usec(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static bool same_uuid(const unsigned char a[16], const char b[16])
+{
+    return memcmp(a, b, 16) == 0;
+}
+
+static dmn_lease *holding_unlink(dmn_holding *h);
+static void lease_abandon_one(dmn_lockspaces *reg, dmn_lease *lease);
+
 /* ---- the lock itself ---- */
 
 typedef enum {
@@ -36,6 +48,25 @@ typedef enum {
     LOCK_BUSY,      /* someone holds a conflicting lock; *st names the inode */
     LOCK_ERROR,     /* err is set */
 } lock_result;
+
+/* What is known about the holder of a lock we could not take (another process or host). */
+typedef struct busy_info {
+    bool exclusive;                 /* the conflicting lock is a write lock */
+    dmn_record_kind kind;
+    dmn_record rec;                 /* the owner record of the file, when kind is VALID */
+} busy_info;
+
+/* Learn who blocks us on fd: the conflicting lock's type, and the file's owner record. */
+static void read_busy_info(int fd, const char *path, bool direct, busy_info *busy)
+{
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+    busy->exclusive = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK;
+    busy->kind = DMN_RECORD_FOREIGN;
+    /* Disk images (direct mode) carry no record: their first bytes are guest data. */
+    if (!direct && dmn_record_read(fd, path, false, &busy->kind, &busy->rec, NULL) < 0)
+        busy->kind = DMN_RECORD_FOREIGN;
+}
 
 /*
  * Open path and take a non-blocking OFD lock on byte 0 (F_RDLCK shared, F_WRLCK exclusive):
@@ -47,19 +78,19 @@ typedef enum {
  * and start over (invariant 10).
  * direct: default lockspace (follow symlinks; regular files or block devices; never
  * create).  Otherwise a lease file in a named lockspace (O_NOFOLLOW; regular files only;
- * created 0600 with autocreate).  On LOCK_OK *fd_out is owned by the caller and *st is its
- * inode; on LOCK_BUSY *st is the inode that is locked.
+ * created 0600 with autocreate, *created telling whether this call created it).  On
+ * LOCK_OK *fd_out is owned by the caller and *st is its inode; on LOCK_BUSY *st is the
+ * inode that is locked and *busy says what is known of its holder.
  */
 static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct,
                               bool autocreate, bool shared, int *fd_out, struct stat *st,
-                              vml_error *err)
+                              bool *created, busy_info *busy, vml_error *err)
 {
     int oflags = O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
+    *created = false;
     if (!direct)
         oflags |= O_NOFOLLOW;
-    if (autocreate)
-        oflags |= O_CREAT;
     for (int attempt = 0; attempt < DMN_LEASE_LOCK_ATTEMPTS; attempt++) {
         struct flock fl = {
             .l_type = shared ? F_RDLCK : F_WRLCK,
@@ -68,8 +99,18 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
             .l_len = 1,
         };
         struct stat now;
-        int fd = open(path, oflags, 0600);
+        int fd = -1;
+        bool made = false;
 
+        /* Lease files are kept, so the file usually exists: open it first, create it
+         * (exclusively, to know this call made it) only when it is missing. */
+        fd = open(path, oflags);
+        if (fd < 0 && errno == ENOENT && autocreate) {
+            fd = open(path, oflags | O_CREAT | O_EXCL, 0600);
+            made = fd >= 0;
+            if (fd < 0 && errno == EEXIST)
+                continue;       /* created by someone else between our two opens */
+        }
         if (fd < 0) {
             if (errno == ELOOP && !direct)
                 vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_INVALID_ARG,
@@ -96,9 +137,12 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
             reg->after_open(path, reg->after_open_opaque);
         if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
             int saved = errno;
-            close(fd);
-            if (saved == EAGAIN || saved == EACCES)
+            if (saved == EAGAIN || saved == EACCES) {
+                read_busy_info(fd, path, direct, busy);
+                close(fd);
                 return LOCK_BUSY;
+            }
+            close(fd);
             vml_error_set_errno(err, VIR_FROM_LOCKSPACE, saved,
                                 "Unable to acquire lock on '%s'", path);
             return LOCK_ERROR;
@@ -120,6 +164,7 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
             continue;
         }
         *fd_out = fd;
+        *created = made;
         return LOCK_OK;
     }
     vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_FAILED,
@@ -128,69 +173,546 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
     return LOCK_ERROR;
 }
 
-/*
- * Drop the lease's lock: THE place where vmlockd releases one.  An autocreated lease file
- * is removed first, while still locked, so a racing locker that opened it re-stats, sees it
- * gone and retries (lease_lock()); a shared one only when a non-blocking upgrade to a write
- * lock proves nobody else (another host over NFS, or an alias lease here) holds it.  Files
- * in the default lockspace and files not autocreated are never removed.
- */
-static void lease_unlock(dmn_lease *lease)
-{
-    if ((lease->flags & FLAG_AUTOCREATE) && !is_default(lease->lockspace)) {
-        bool may_unlink = true;
-        struct stat st;
+/* Tries of an explicit unlock before the descriptor is closed regardless. */
+#define UNLOCK_ATTEMPTS 4
 
-        if (lease->flags & FLAG_SHARED) {
-            struct flock fl = {
-                .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1,
-            };
-            may_unlink = fcntl(lease->fd, F_OFD_SETLK, &fl) == 0;
+/*
+ * Unlock explicitly, then close: a duplicate the keeper still holds must not keep the lock
+ * (it shares the open file description).  An unlock that keeps failing leaves the lock to
+ * the last close: ours now, the keeper's once it handles the DROP sent before this.
+ */
+static void unlock_and_close(int fd)
+{
+    struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+    int attempt;
+
+    if (fd < 0)
+        return;
+    for (attempt = 1; fcntl(fd, F_OFD_SETLK, &fl) < 0; attempt++) {
+        if (attempt == UNLOCK_ATTEMPTS) {
+            VML_ERROR("cannot unlock descriptor %d: %s; the lock goes when the keeper closes "
+                      "its copy", fd, strerror(errno));
+            break;
         }
-        /* Only remove the inode we hold: someone may have replaced the file meanwhile. */
-        if (may_unlink && lstat(lease->path, &st) == 0 &&
-            (uint64_t)st.st_dev == lease->inode.dev && (uint64_t)st.st_ino == lease->inode.ino &&
-            unlink(lease->path) < 0 && errno != ENOENT)
-            VML_WARN("cannot remove lease file %s: %s", lease->path, strerror(errno));
     }
-    close(lease->fd);
+    close(fd);
+}
+
+int dmn_lease_verify_lock(int fd, bool shared)
+{
+    struct flock fl = { .l_type = shared ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET,
+                        .l_start = 0, .l_len = 1 };
+    const char *want = shared ? " READ " : " WRITE ";
+    char path[64], buf[4096];
+    ssize_t n;
+    int info;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    info = open(path, O_RDONLY | O_CLOEXEC);
+    if (info < 0)
+        return -1;
+    n = read(info, buf, sizeof(buf) - 1);
+    close(info);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    for (const char *line = buf; line != NULL && *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        char one[256];
+
+        snprintf(one, sizeof(one), "%.*s", (int)(len < sizeof(one) - 1 ? len : sizeof(one) - 1),
+                 line);
+        if (strncmp(one, "lock:", 5) == 0 && strstr(one, "OFDLCK") != NULL &&
+            strstr(one, want) != NULL) {
+            size_t l = strlen(one);
+            /* byte range "0 0" ends the line */
+            if (l >= 4 && strcmp(one + l - 4, " 0 0") == 0)
+                return 0;
+        }
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    /* Not visible here: a filesystem that keeps its locks elsewhere (FUSE, network), or
+     * lost.  If someone else holds a conflicting lock it is lost; otherwise re-asserting
+     * the same lock on the same open file description is a no-op when we hold it. */
+    {
+        struct flock probe = fl;
+
+        probe.l_type = F_WRLCK;
+        if (fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK &&
+            !(shared && probe.l_type == F_RDLCK))
+            return 1;
+    }
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return 0;
+    return errno == EAGAIN || errno == EACCES ? 1 : -1;
+}
+
+/* ---- the keeper journal ---- */
+
+/* Grow an array of elem-sized items so that it holds at least want; -1 on ENOMEM. */
+static int reserve(void **array, size_t *cap, size_t want, size_t elem)
+{
+    size_t n = *cap == 0 ? 16 : *cap;
+    void *grown;
+
+    if (want <= *cap)
+        return 0;
+    while (n < want)
+        n *= 2;
+    grown = realloc(*array, n * elem);
+    if (grown == NULL)
+        return -1;
+    *array = grown;
+    *cap = n;
+    return 0;
+}
+
+/* Make room so that no journal operation on the leases now held can fail later: every list
+ * may name every lease once. */
+static int journal_reserve(dmn_lockspaces *reg, size_t leases)
+{
+    dmn_journal *j = &reg->journal;
+
+    if (!reg->journaling)
+        return 0;
+    return reserve((void **)&j->added, &j->aadded, leases, sizeof(j->added[0])) < 0 ||
+           reserve((void **)&j->updated, &j->aupdated, leases, sizeof(j->updated[0])) < 0 ||
+           reserve((void **)&j->dropped, &j->adropped, leases, sizeof(j->dropped[0])) < 0 ||
+           reserve((void **)&j->close_fds, &j->aclose, leases, sizeof(j->close_fds[0])) < 0
+           ? -1 : 0;
+}
+
+static void remove_ptr(dmn_lease **array, size_t *n, const dmn_lease *lease)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (array[i] == lease) {
+            array[i] = array[--*n];
+            return;
+        }
+    }
+}
+
+/* The lists have room for every lease (journal_reserve); these checks only matter when
+ * reserving that room failed for want of memory. */
+static void journal_add(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    dmn_journal *j = &reg->journal;
+
+    if (!reg->journaling)
+        return;
+    if (j->nadded == j->aadded &&
+        reserve((void **)&j->added, &j->aadded, j->nadded + 1, sizeof(j->added[0])) < 0) {
+        VML_ERROR("out of memory: lease %s is not handed to the keeper and would not survive "
+                  "a crash of the daemon", lease->path);
+        return;
+    }
+    j->added[j->nadded++] = lease;
+    lease->keeper = DMN_KEEPER_ADD_QUEUED;
+}
+
+void dmn_lease_journal_add(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    if (lease->keeper == DMN_KEEPER_NONE)
+        journal_add(reg, lease);
+}
+
+void dmn_lease_journal_update(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    dmn_journal *j = &reg->journal;
+
+    if (!reg->journaling || lease->keeper != DMN_KEEPER_SENT)
+        return;
+    if (j->nupdated == j->aupdated &&
+        reserve((void **)&j->updated, &j->aupdated, j->nupdated + 1, sizeof(j->updated[0])) < 0) {
+        VML_ERROR("out of memory: the keeper's copy of lease %s is not updated", lease->path);
+        return;
+    }
+    j->updated[j->nupdated++] = lease;
+    lease->keeper = DMN_KEEPER_UPDATE_QUEUED;
+}
+
+/* The lease leaves: take it out of the lists and give back its descriptor to close, now
+ * (returns the fd for the caller to unlock and close) or after the DROP (returns -1). */
+static int journal_leave(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    dmn_journal *j = &reg->journal;
+    int fd = lease->fd;
+
+    switch (lease->keeper) {
+    case DMN_KEEPER_NONE:
+        break;
+    case DMN_KEEPER_ADD_QUEUED:
+        remove_ptr(j->added, &j->nadded, lease);
+        break;
+    case DMN_KEEPER_UPDATE_QUEUED:
+        remove_ptr(j->updated, &j->nupdated, lease);
+        __attribute__((fallthrough));   /* the keeper holds it */
+    case DMN_KEEPER_SENT:
+        if ((j->ndropped == j->adropped &&
+             reserve((void **)&j->dropped, &j->adropped, j->ndropped + 1,
+                     sizeof(j->dropped[0])) < 0) ||
+            (j->nclose == j->aclose &&
+             reserve((void **)&j->close_fds, &j->aclose, j->nclose + 1,
+                     sizeof(j->close_fds[0])) < 0)) {
+            /* The explicit unlock still releases the lock the keeper's duplicate shares. */
+            VML_ERROR("out of memory: lease %s is released before the keeper is told",
+                      lease->path);
+            break;
+        }
+        j->dropped[j->ndropped++] = lease->id;
+        if (fd >= 0)
+            j->close_fds[j->nclose++] = fd;
+        fd = -1;
+        break;
+    }
+    lease->keeper = DMN_KEEPER_NONE;
     lease->fd = -1;
+    return fd;
+}
+
+void dmn_lockspaces_take_journal(dmn_lockspaces *reg, dmn_journal *out)
+{
+    for (size_t i = 0; i < reg->journal.nadded; i++)
+        reg->journal.added[i]->keeper = DMN_KEEPER_SENT;
+    for (size_t i = 0; i < reg->journal.nupdated; i++)
+        reg->journal.updated[i]->keeper = DMN_KEEPER_SENT;
+    *out = reg->journal;
+    memset(&reg->journal, 0, sizeof(reg->journal));
+    /* Keep the room reserved: the next release must not fail for want of memory. */
+    if (journal_reserve(reg, reg->nleases + 1) < 0)
+        VML_ERROR("out of memory for the keeper journal");
+}
+
+void dmn_journal_finish(dmn_journal *journal)
+{
+    for (size_t i = 0; i < journal->nclose; i++)
+        unlock_and_close(journal->close_fds[i]);
+    free(journal->added);
+    free(journal->updated);
+    free(journal->dropped);
+    free(journal->close_fds);
+    memset(journal, 0, sizeof(*journal));
+}
+
+void dmn_lockspaces_set_journaling(dmn_lockspaces *reg, bool on)
+{
+    if (on == reg->journaling)
+        return;
+    if (!on) {
+        dmn_journal pending = { 0 };
+
+        dmn_lockspaces_take_journal(reg, &pending);
+        dmn_journal_finish(&pending);
+        for (dmn_lease *l = reg->head; l != NULL; l = l->next)
+            l->keeper = DMN_KEEPER_NONE;
+        reg->journaling = false;
+        return;
+    }
+    reg->journaling = true;
+    if (journal_reserve(reg, reg->nleases + 1) < 0)
+        VML_ERROR("out of memory for the keeper journal");
+}
+
+void dmn_lockspaces_resend_all(dmn_lockspaces *reg)
+{
+    dmn_journal *j = &reg->journal;
+
+    if (!reg->journaling)
+        return;
+    j->nadded = j->nupdated = 0;
+    if (journal_reserve(reg, reg->nleases + 1) < 0)
+        VML_ERROR("out of memory for the keeper journal");
+    for (dmn_lease *l = reg->head; l != NULL; l = l->next) {
+        l->keeper = DMN_KEEPER_NONE;
+        journal_add(reg, l);
+    }
+}
+
+/* ---- owner records and daemon-local generations ---- */
+
+/* The daemon-local generation key of (ls, name): "lockspace\0name" into a new buffer. */
+static char *generation_key(const char *lockspace, const char *name, size_t *len)
+{
+    size_t a = strlen(lockspace), b = strlen(name);
+    char *key = malloc(a + b + 1);
+
+    if (key == NULL)
+        return NULL;
+    memcpy(key, lockspace, a);
+    key[a] = '\0';
+    memcpy(key + a + 1, name, b);
+    *len = a + 1 + b;
+    return key;
+}
+
+static dmn_generation *generation_find(const dmn_lockspaces *reg, const char *lockspace,
+                                       const char *name)
+{
+    size_t len;
+    char *key = generation_key(lockspace, name, &len);
+    dmn_generation *gen;
+
+    if (key == NULL)
+        return NULL;
+    gen = dmn_hash_get(reg->generations, key, len);
+    free(key);
+    return gen;
+}
+
+static void generation_free(dmn_generation *gen)
+{
+    if (gen == NULL)
+        return;
+    free(gen->key);
+    free(gen->last_name);
+    free(gen);
+}
+
+/* Set (creating it) the daemon-local generation of (lockspace, name). */
+static int generation_store(dmn_lockspaces *reg, const char *lockspace, const char *name,
+                            uint64_t generation, uint64_t run_start, const char uuid[16],
+                            const char *owner_name, unsigned int pid, int64_t since,
+                            vml_error *err)
+{
+    dmn_generation *gen = generation_find(reg, lockspace, name);
+    char *name_copy = strdup(owner_name != NULL ? owner_name : "");
+
+    if (name_copy == NULL)
+        goto nomem;
+    if (gen == NULL) {
+        gen = calloc(1, sizeof(*gen));
+        if (gen == NULL || (gen->key = generation_key(lockspace, name, &gen->key_len)) == NULL ||
+            dmn_hash_put(reg->generations, gen->key, gen->key_len, gen) < 0) {
+            generation_free(gen);
+            free(name_copy);
+            goto nomem;
+        }
+    }
+    gen->generation = generation;
+    gen->run_start = run_start;
+    memcpy(gen->last_uuid, uuid, 16);
+    free(gen->last_name);
+    gen->last_name = name_copy;
+    gen->last_pid = pid;
+    gen->last_since_usec = since;
+    return 0;
+ nomem:
+    vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record the generation of %s",
+                        name);
+    return -1;
+}
+
+int dmn_generation_restore(dmn_lockspaces *reg, const char *lockspace, const char *name,
+                           uint64_t generation, uint64_t run_start, const vml_ls_owner *last,
+                           int64_t last_since_usec, vml_error *err)
+{
+    return generation_store(reg, lockspace, name, generation, run_start, last->uuid, last->name,
+                            last->pid, last_since_usec, err);
+}
+
+void dmn_lease_rebase_epoch(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    const dmn_holding *h = lease->holders[0];
+    vml_error err = { 0 };
+
+    if (lease->epoch == 0 || lease->epoch == reg->epoch)
+        return;
+    if (!(lease->flags & FLAG_SHARED) &&
+        generation_store(reg, lease->lockspace->path, lease->name, lease->generation,
+                         lease->run_start, h->owner->identity.uuid, h->owner->identity.name,
+                         h->owner->pid, h->since_usec, &err) < 0)
+        VML_WARN("%s", err.message);
+    lease->epoch = reg->epoch;
+    dmn_lease_journal_update(reg, lease);
+}
+
+typedef struct generation_walk {
+    dmn_generation_visit visit;
+    void *opaque;
+} generation_walk;
+
+static void visit_generation(void *value, void *opaque)
+{
+    const generation_walk *walk = opaque;
+
+    walk->visit(value, walk->opaque);
+}
+
+void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_visit visit,
+                                    void *opaque)
+{
+    generation_walk walk = { .visit = visit, .opaque = opaque };
+
+    dmn_hash_each(reg->generations, visit_generation, &walk);
+}
+
+static void free_generation_entry(void *value, void *opaque)
+{
+    (void)opaque;
+    generation_free(value);
+}
+
+/* The owner record describing lease held by owner (held) or last held by it (free). */
+static void fill_record(const dmn_lockspaces *reg, const dmn_lease *lease, const dmn_owner *owner,
+                        int64_t since, bool held, dmn_record *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->held = held;
+    rec->generation = lease->generation;
+    rec->run_start = lease->run_start;
+    dmn_record_set_text(rec->host, sizeof(rec->host), reg->host);
+    dmn_record_set_text(rec->boot_id, sizeof(rec->boot_id), reg->boot_id);
+    rec->daemon_pid = reg->daemon_pid;
+    rec->owner_pid = owner->pid;
+    dmn_record_set_text(rec->domain, sizeof(rec->domain), owner->identity.name);
+    memcpy(rec->uuid, owner->identity.uuid, sizeof(rec->uuid));
+    rec->acquired_usec = since;
+    rec->released_usec = held ? 0 : realtime_usec();
+}
+
+/* The acquisition is complete: a new exclusive one writes what it must leave behind (the
+ * "held" owner record, or the daemon-local generation), and the lease file, if this
+ * acquisition created it, is a lease file like any other from now on (kept on release). */
+static int lease_commit(dmn_lockspaces *reg, dmn_lease *lease, vml_error *err)
+{
+    const dmn_holding *h = lease->holders[0];
+    dmn_record rec;
+
+    if (!lease->commit_pending) {
+        lease->state &= ~(unsigned int)VML_SNAP_CREATED;
+        return 0;
+    }
+    if (lease->state & VML_SNAP_RECORD) {
+        fill_record(reg, lease, h->owner, h->since_usec, true, &rec);
+        if (dmn_record_write(lease->fd, lease->path, &rec, lease->lockspace->sync_records,
+                             err) < 0)
+            return -1;
+        lease->state |= VML_SNAP_RECORD_WRITTEN;
+    } else if (generation_store(reg, lease->lockspace->path, lease->name, lease->generation,
+                                lease->run_start, h->owner->identity.uuid,
+                                h->owner->identity.name, h->owner->pid, h->since_usec,
+                                err) < 0) {
+        return -1;
+    }
+    lease->commit_pending = false;
+    lease->state &= ~(unsigned int)VML_SNAP_CREATED;
+    return 0;
+}
+
+/* The last exclusive holder leaves: the record says the lease is free, generation kept. */
+static void lease_write_free_record(dmn_lockspaces *reg, dmn_lease *lease, const dmn_holding *h)
+{
+    dmn_record rec;
+    vml_error err = { 0 };
+
+    if (!(lease->state & VML_SNAP_RECORD_WRITTEN) || (lease->state & VML_SNAP_LOST) ||
+        lease->fd < 0)
+        return;
+    fill_record(reg, lease, h->owner, h->since_usec, false, &rec);
+    if (dmn_record_write(lease->fd, lease->path, &rec, lease->lockspace->sync_records, &err) < 0)
+        VML_WARN("%s (the lease is released all the same)", err.message);
 }
 
 /* ---- messages ---- */
 
+void dmn_lease_describe_holders(const dmn_lease *lease, char *out, size_t out_len)
+{
+    const dmn_owner *first = lease->holders[0]->owner;
+    char uuid[37];
+    char others[64] = "";
+
+    dmn_owner_format_uuid(first->identity.uuid, uuid);
+    if (lease->nholders > 1)
+        snprintf(others, sizeof(others), " and %zu other(s)", lease->nholders - 1);
+    snprintf(out, out_len, "domain '%s' (uuid %s, pid %u)%s", first->identity.name, uuid,
+             first->pid, others);
+}
+
 /*
  * The busy error for name (disk shown when it differs from name).  holder_lease is the
- * lease in this daemon that holds the lock (NULL: another process or host); through is the
- * other path of the same inode when the lock was met through an alias.
+ * lease in this daemon that holds the lock (NULL: another process or host, described by
+ * busy when known); through is the other path of the same inode when the lock was met
+ * through an alias.
  */
 static void set_busy(vml_error *err, const char *name, const char *disk,
-                     const dmn_lease *holder_lease, const char *through)
+                     const dmn_lease *holder_lease, const char *through, const busy_info *busy)
 {
     char disk_part[VML_ERROR_MESSAGE_MAX] = "";
-    char others[64] = "";
     char through_part[VML_ERROR_MESSAGE_MAX] = "";
-    char uuid[37];
-    const dmn_owner *first;
+    char holders[VML_ERROR_MESSAGE_MAX];
 
     if (disk != NULL && disk[0] != '\0' && strcmp(disk, name) != 0)
         snprintf(disk_part, sizeof(disk_part), " (disk '%s')", disk);
     if (holder_lease == NULL) {
+        /* Only an exclusive lock matches a "held" record: a shared lock means sharers, and
+         * a record naming someone else is then stale. */
+        if (busy != NULL && busy->exclusive && busy->kind == DMN_RECORD_VALID &&
+            busy->rec.held) {
+            dmn_record_describe(&busy->rec, holders, sizeof(holders));
+            vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY,
+                          "Lockspace resource '%s'%s is locked by %s", name, disk_part,
+                          holders);
+            return;
+        }
         vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY,
-                      "Lockspace resource '%s'%s is locked by another process or host",
-                      name, disk_part);
+                      "Lockspace resource '%s'%s is locked by another process or host%s",
+                      name, disk_part,
+                      busy != NULL && !busy->exclusive ? " (shared)" : "");
         return;
     }
-    first = holder_lease->holders[0]->owner;
-    dmn_owner_format_uuid(first->identity.uuid, uuid);
-    if (holder_lease->nholders > 1)
-        snprintf(others, sizeof(others), " and %zu other(s)", holder_lease->nholders - 1);
+    dmn_lease_describe_holders(holder_lease, holders, sizeof(holders));
     if (through != NULL)
         snprintf(through_part, sizeof(through_part), " through '%s'", through);
     vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY,
-                  "Lockspace resource '%s'%s is locked by domain '%s' (uuid %s, pid %u)%s%s",
-                  name, disk_part, first->identity.name, uuid, first->pid, others,
-                  through_part);
+                  "Lockspace resource '%s'%s is locked by %s%s%s", name, disk_part, holders,
+                  through_part,
+                  (holder_lease->state & VML_SNAP_LOST) ? " (its lock was found lost)" : "");
+}
+
+/* What the lease's generation history says, for the expected-generation check. */
+typedef struct generation_state {
+    uint64_t generation;            /* of the last exclusive acquisition; 0 = never */
+    uint64_t run_start;
+    bool have_last;
+    unsigned char last_uuid[16];
+    char last[VML_ERROR_MESSAGE_MAX];   /* who acquired it last, for messages */
+} generation_state;
+
+/*
+ * The fencing check: the caller last held generation res->expected_generation.  It may
+ * have it back when nobody acquired it exclusively since (the generation did not move), or
+ * when every acquisition since was by the same domain (uuid): its own migration target.
+ */
+static int check_expected(const vml_ext_resource2 *res, const char *name, uint64_t epoch,
+                          const dmn_owner *owner, const generation_state *gs, vml_error *err)
+{
+    uint64_t want = res->expected_generation;
+
+    if (!(res->flags & FLAG_EXPECT))
+        return 0;
+    if (res->expected_epoch != epoch) {
+        VML_WARN("the generation %" PRIu64 " expected for '%s' comes from %s; it cannot be "
+                 "checked here (daemon-local generations are valid on one daemon only)",
+                 want, name,
+                 res->expected_epoch == 0 ? "a lease-file owner record"
+                                          : "another daemon's (or an earlier start's) table");
+        return 0;
+    }
+    if (gs->generation == want)
+        return 0;
+    if (gs->have_last && same_uuid(gs->last_uuid, owner->identity.uuid) &&
+        gs->run_start <= want && want <= gs->generation)
+        return 0;
+    vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_INVALID,
+                  "%s%s%s was acquired by %s while domain '%s' did not hold it (generation "
+                  "%" PRIu64 ", expected %" PRIu64 "): the disk may have changed; refusing "
+                  "to grant it back",
+                  res->disk != NULL && res->disk[0] != '\0' ? "disk '" : "lease '",
+                  res->disk != NULL && res->disk[0] != '\0' ? res->disk : name, "'",
+                  gs->have_last ? gs->last : "another domain", owner->identity.name,
+                  gs->generation, want);
+    return -1;
 }
 
 /* ---- registry ---- */
@@ -204,7 +726,30 @@ static void lockspace_free(dmn_lockspace *ls)
     free(ls);
 }
 
-/* Create and register the lockspace record (no filesystem work). */
+/* True when path is on a filesystem only this host sees, where owner records need no
+ * fdatasync to be visible to every reader. */
+static bool local_filesystem(const char *path)
+{
+    static const long local_types[] = {
+        0xEF53,         /* ext2/3/4 */
+        0x58465342,     /* xfs */
+        0x9123683E,     /* btrfs */
+        0x01021994,     /* tmpfs */
+        (long)0xF2F52010, /* f2fs */
+        (long)0x858458f6, /* ramfs */
+    };
+    struct statfs sfs;
+
+    if (path[0] == '\0' || statfs(path, &sfs) < 0)
+        return false;
+    for (size_t i = 0; i < sizeof(local_types) / sizeof(local_types[0]); i++) {
+        if ((long)sfs.f_type == local_types[i])
+            return true;
+    }
+    return false;
+}
+
+/* Create and register the lockspace record (no filesystem work beyond statfs). */
 static int lockspace_register(dmn_lockspaces *reg, const char *path, dmn_lockspace **out,
                               vml_error *err)
 {
@@ -218,6 +763,7 @@ static int lockspace_register(dmn_lockspaces *reg, const char *path, dmn_lockspa
                             path);
         goto out;
     }
+    ls->sync_records = !local_filesystem(path);
     ls->next = reg->lockspaces;
     reg->lockspaces = ls;
     reg->nlockspaces++;
@@ -230,18 +776,48 @@ static int lockspace_register(dmn_lockspaces *reg, const char *path, dmn_lockspa
     return ret;
 }
 
+/* This host's boot id (shared lockspaces tell a reboot from a live holder by it). */
+static void read_boot_id(char *out, size_t out_len)
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = -1;
+
+    out[0] = '\0';
+    if (fd >= 0) {
+        n = read(fd, out, out_len - 1);
+        close(fd);
+    }
+    if (n <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
 int dmn_lockspaces_new(dmn_lockspaces **out, vml_error *err)
 {
     dmn_lockspaces *reg = calloc(1, sizeof(*reg));
     int ret = -1;
 
     if (reg == NULL || (reg->by_path = dmn_hash_new()) == NULL ||
-        (reg->by_inode = dmn_hash_new()) == NULL) {
+        (reg->by_inode = dmn_hash_new()) == NULL || (reg->by_id = dmn_hash_new()) == NULL ||
+        (reg->generations = dmn_hash_new()) == NULL) {
         vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot create the lockspace table");
         goto out;
     }
     reg->next_seq = 1;
     reg->next_batch = 1;
+    reg->next_id = 1;
+    if (gethostname(reg->host, sizeof(reg->host) - 1) < 0)
+        snprintf(reg->host, sizeof(reg->host), "localhost");
+    read_boot_id(reg->boot_id, sizeof(reg->boot_id));
+    reg->daemon_pid = (unsigned int)getpid();
+    /* A random epoch names this table: a state from another daemon never matches it. */
+    while (reg->epoch == 0) {
+        if (getrandom(&reg->epoch, sizeof(reg->epoch), 0) != (ssize_t)sizeof(reg->epoch))
+            reg->epoch = (uint64_t)realtime_usec() ^ ((uint64_t)getpid() << 40);
+    }
     if (lockspace_register(reg, "", NULL, err) < 0)
         goto out;
     *out = reg;
@@ -252,6 +828,22 @@ int dmn_lockspaces_new(dmn_lockspaces **out, vml_error *err)
     return ret;
 }
 
+static void free_registry_tables(dmn_lockspaces *reg)
+{
+    while (reg->lockspaces != NULL) {
+        dmn_lockspace *ls = reg->lockspaces;
+        reg->lockspaces = ls->next;
+        lockspace_free(ls);
+    }
+    dmn_hash_each(reg->generations, free_generation_entry, NULL);
+    dmn_hash_free(reg->generations);
+    dmn_hash_free(reg->by_id);
+    dmn_hash_free(reg->by_inode);
+    dmn_hash_free(reg->by_path);
+    dmn_journal_finish(&reg->journal);
+    free(reg);
+}
+
 void dmn_lockspaces_free(dmn_lockspaces *reg)
 {
     if (reg == NULL)
@@ -259,19 +851,20 @@ void dmn_lockspaces_free(dmn_lockspaces *reg)
     /* Releasing the last holder of a lease removes it from the list. */
     while (reg->head != NULL)
         dmn_holding_release(reg, reg->head->holders[reg->head->nholders - 1]);
-    while (reg->lockspaces != NULL) {
-        dmn_lockspace *ls = reg->lockspaces;
-        reg->lockspaces = ls->next;
-        lockspace_free(ls);
-    }
-    dmn_hash_free(reg->by_inode);
-    dmn_hash_free(reg->by_path);
-    free(reg);
+    free_registry_tables(reg);
 }
 
 dmn_lockspace *dmn_lockspaces_find(const dmn_lockspaces *reg, const char *path)
 {
     return dmn_hash_get(reg->by_path, path, strlen(path));
+}
+
+dmn_lease *dmn_lockspaces_find_lease(const dmn_lockspaces *reg, const char *lockspace,
+                                     const char *name)
+{
+    const dmn_lockspace *ls = dmn_lockspaces_find(reg, lockspace);
+
+    return ls != NULL ? dmn_hash_get(ls->leases, name, strlen(name)) : NULL;
 }
 
 void dmn_lockspaces_set_open_hook(dmn_lockspaces *reg, dmn_open_hook hook, void *opaque)
@@ -467,12 +1060,45 @@ static void lease_free(dmn_lease *lease)
     free(lease);
 }
 
-/* Unlock the lease and remove it from every index; the lease is freed. */
-static void lease_remove(dmn_lockspaces *reg, dmn_lease *lease)
+/*
+ * Drop the lease's lock: THE place where vmlockd releases one.  Lease files are kept (the
+ * owner record carries the generation on), except a file this very acquisition created
+ * and never wrote a record to (a batch undone): it is removed first, while still locked,
+ * so a racing locker that opened it re-stats, sees it gone and retries (lease_lock()); a
+ * shared one only when a non-blocking upgrade to a write lock proves nobody else holds it.
+ * When the keeper holds a duplicate, the unlock waits until the DROP naming it was sent.
+ */
+static void lease_unlock(dmn_lockspaces *reg, dmn_lease *lease)
 {
-    VML_DEBUG("releasing lease %s", lease->path);
-    lease_unlock(lease);
+    int fd;
+
+    if ((lease->state & VML_SNAP_CREATED) && !(lease->state & VML_SNAP_RECORD_WRITTEN) &&
+        !is_default(lease->lockspace) && lease->fd >= 0) {
+        bool may_unlink = true;
+        struct stat st;
+
+        if (lease->flags & FLAG_SHARED) {
+            struct flock fl = {
+                .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1,
+            };
+            may_unlink = fcntl(lease->fd, F_OFD_SETLK, &fl) == 0;
+        }
+        /* Only remove the inode we hold: someone may have replaced the file meanwhile. */
+        if (may_unlink && lstat(lease->path, &st) == 0 &&
+            (uint64_t)st.st_dev == lease->inode.dev && (uint64_t)st.st_ino == lease->inode.ino &&
+            unlink(lease->path) < 0 && errno != ENOENT)
+            VML_WARN("cannot remove lease file %s: %s", lease->path, strerror(errno));
+    }
+    fd = journal_leave(reg, lease);
+    unlock_and_close(fd);
+}
+
+/* Take the lease out of every index and the list and free it: its descriptor (if still
+ * set) is closed without unlocking. */
+static void lease_unindex(dmn_lockspaces *reg, dmn_lease *lease)
+{
     dmn_hash_remove(lease->lockspace->leases, lease->name, strlen(lease->name));
+    dmn_hash_remove(reg->by_id, &lease->id, sizeof(lease->id));
     inode_index_remove(reg, lease);
     if (lease->prev != NULL)
         lease->prev->next = lease->next;
@@ -486,6 +1112,40 @@ static void lease_remove(dmn_lockspaces *reg, dmn_lease *lease)
     lease_free(lease);
 }
 
+/* Unlock the lease and remove it from every index; the lease is freed. */
+static void lease_remove(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    VML_DEBUG("releasing lease %s", lease->path);
+    lease_unlock(reg, lease);
+    lease_unindex(reg, lease);
+}
+
+void dmn_lockspaces_abandon(dmn_lockspaces *reg)
+{
+    if (reg == NULL)
+        return;
+    while (reg->head != NULL)
+        lease_abandon_one(reg, reg->head);
+    /* Deferred descriptors were released leases: finishing them is what a release means. */
+    free_registry_tables(reg);
+}
+
+/* Forget the lease without releasing it: holdings unlinked, descriptor closed, no unlock,
+ * nothing written, nothing told to the keeper. */
+static void lease_abandon_one(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    dmn_journal *j = &reg->journal;
+
+    while (lease->nholders > 0)
+        holding_unlink(lease->holders[lease->nholders - 1]);
+    if (lease->keeper == DMN_KEEPER_ADD_QUEUED)
+        remove_ptr(j->added, &j->nadded, lease);
+    else if (lease->keeper == DMN_KEEPER_UPDATE_QUEUED)
+        remove_ptr(j->updated, &j->nupdated, lease);
+    lease->keeper = DMN_KEEPER_NONE;
+    lease_unindex(reg, lease);      /* closes without unlocking */
+}
+
 static dmn_holding *lease_find_holding(const dmn_lease *lease, unsigned int pid)
 {
     for (size_t i = 0; i < lease->nholders; i++) {
@@ -495,7 +1155,7 @@ static dmn_holding *lease_find_holding(const dmn_lease *lease, unsigned int pid)
     return NULL;
 }
 
-static int lease_add_holder(dmn_lease *lease, dmn_owner *owner, uint64_t batch,
+static int lease_add_holder(dmn_lease *lease, dmn_owner *owner, uint64_t batch, int64_t since,
                             dmn_holding **out, vml_error *err)
 {
     dmn_holding *h;
@@ -514,7 +1174,7 @@ static int lease_add_holder(dmn_lease *lease, dmn_owner *owner, uint64_t batch,
         goto out;
     h->lease = lease;
     h->owner = owner;
-    h->since_usec = realtime_usec();
+    h->since_usec = since;
     h->batch = batch;
     h->owner_next = owner->holdings;
     if (owner->holdings != NULL)
@@ -531,7 +1191,8 @@ static int lease_add_holder(dmn_lease *lease, dmn_owner *owner, uint64_t batch,
     return ret;
 }
 
-void dmn_holding_release(dmn_lockspaces *reg, dmn_holding *h)
+/* Unlink h from its lease and owner and free it; returns the lease. */
+static dmn_lease *holding_unlink(dmn_holding *h)
 {
     dmn_lease *lease = h->lease;
     dmn_owner *owner = h->owner;
@@ -552,8 +1213,20 @@ void dmn_holding_release(dmn_lockspaces *reg, dmn_holding *h)
         h->owner_next->owner_prev = h->owner_prev;
     owner->nholdings--;
     free(h);
+    return lease;
+}
+
+void dmn_holding_release(dmn_lockspaces *reg, dmn_holding *h)
+{
+    dmn_lease *lease;
+
+    if (h->lease->nholders == 1)
+        lease_write_free_record(reg, h->lease, h);
+    lease = holding_unlink(h);
     if (lease->nholders == 0)
         lease_remove(reg, lease);
+    else
+        dmn_lease_journal_update(reg, lease);
 }
 
 size_t dmn_lockspaces_release_owner(dmn_lockspaces *reg, dmn_owner *owner)
@@ -567,14 +1240,129 @@ size_t dmn_lockspaces_release_owner(dmn_lockspaces *reg, dmn_owner *owner)
     return n;
 }
 
-/* Lock a resource nobody in this daemon holds and record it with owner as its holder. */
-static int lease_create(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name,
-                        const char *disk, unsigned int flags, dmn_owner *owner,
-                        uint64_t batch, dmn_holding **taken, vml_error *err)
+void dmn_lease_drop(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    /* Nothing is written: the lease is taken from its holders, not released by them. */
+    lease->state &= ~(unsigned int)VML_SNAP_RECORD_WRITTEN;
+    while (lease->nholders > 1)
+        holding_unlink(lease->holders[lease->nholders - 1]);
+    dmn_holding_release(reg, lease->holders[0]);
+}
+
+bool dmn_lease_mark_lost(dmn_lockspaces *reg, dmn_lease *lease)
+{
+    if (lease->state & VML_SNAP_LOST)
+        return false;
+    lease->state |= VML_SNAP_LOST;
+    reg->lost++;
+    dmn_lease_journal_update(reg, lease);
+    return true;
+}
+
+/* Index a fully built lease: name, inode, list.  On failure nothing is indexed. */
+static int lease_index(dmn_lockspaces *reg, dmn_lease *lease, vml_error *err)
+{
+    if (journal_reserve(reg, reg->nleases + 2) < 0 ||
+        dmn_hash_put(lease->lockspace->leases, lease->name, strlen(lease->name), lease) < 0) {
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s",
+                            lease->name);
+        return -1;
+    }
+    if (dmn_hash_put(reg->by_id, &lease->id, sizeof(lease->id), lease) < 0) {
+        dmn_hash_remove(lease->lockspace->leases, lease->name, strlen(lease->name));
+        vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_INTERNAL_ERROR,
+                      "cannot record resource %s: lease id %llu is in use", lease->name,
+                      (unsigned long long)lease->id);
+        return -1;
+    }
+    if (inode_index_add(reg, lease) < 0) {
+        dmn_hash_remove(reg->by_id, &lease->id, sizeof(lease->id));
+        dmn_hash_remove(lease->lockspace->leases, lease->name, strlen(lease->name));
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s",
+                            lease->name);
+        return -1;
+    }
+    if (lease->seq == 0) {
+        lease->seq = reg->next_seq++;
+        if (reg->next_seq == 0)
+            reg->next_seq = 1;      /* 0 is the "first page" cursor */
+    }
+    lease->prev = reg->tail;
+    if (reg->tail != NULL)
+        reg->tail->next = lease;
+    else
+        reg->head = lease;
+    reg->tail = lease;
+    reg->nleases++;
+    return 0;
+}
+
+/* Read what the lease file (or the daemon-local table) says of the lease's generations and
+ * decide where its generation lives from now on. */
+static int read_generation_state(dmn_lockspaces *reg, dmn_lease *lease, generation_state *gs,
+                                 vml_error *err)
+{
+    dmn_record_kind kind = DMN_RECORD_FOREIGN;
+    dmn_record rec;
+
+    memset(gs, 0, sizeof(*gs));
+    if (!is_default(lease->lockspace)) {
+        if (dmn_record_read(lease->fd, lease->path, false, &kind, &rec, err) < 0)
+            return -1;
+        switch (kind) {
+        case DMN_RECORD_VALID:
+            gs->generation = rec.generation;
+            gs->run_start = rec.run_start;
+            gs->have_last = true;
+            memcpy(gs->last_uuid, rec.uuid, sizeof(gs->last_uuid));
+            dmn_record_describe(&rec, gs->last, sizeof(gs->last));
+            __attribute__((fallthrough));
+        case DMN_RECORD_EMPTY:
+            lease->state |= VML_SNAP_RECORD;
+            lease->epoch = 0;
+            return 0;
+        case DMN_RECORD_DAMAGED:
+            VML_WARN("the owner record of %s is damaged: starting its generations again",
+                     lease->path);
+            lease->state |= VML_SNAP_RECORD;
+            lease->epoch = 0;
+            return 0;
+        case DMN_RECORD_FOREIGN:
+            VML_DEBUG("%s is not empty and carries no owner record: its generation is kept "
+                      "by this daemon only", lease->path);
+            break;
+        }
+    }
+    lease->epoch = reg->epoch;
+    {
+        const dmn_generation *gen = generation_find(reg, lease->lockspace->path, lease->name);
+        char uuid[37];
+
+        if (gen != NULL) {
+            gs->generation = gen->generation;
+            gs->run_start = gen->run_start;
+            gs->have_last = true;
+            memcpy(gs->last_uuid, gen->last_uuid, sizeof(gs->last_uuid));
+            dmn_owner_format_uuid((const char *)gen->last_uuid, uuid);
+            snprintf(gs->last, sizeof(gs->last), "domain '%s' (uuid %s, pid %u) on this host",
+                     gen->last_name, uuid, gen->last_pid);
+        }
+    }
+    return 0;
+}
+
+/* Lock a resource nobody in this daemon holds and record it with owner as its holder.
+ * An exclusive acquisition is left commit_pending (record or generation to write). */
+static int lease_create(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_resource2 *res,
+                        dmn_owner *owner, uint64_t batch, dmn_holding **taken, vml_error *err)
 {
     dmn_lease *lease = calloc(1, sizeof(*lease));
+    const char *name = res->name;
+    busy_info busy;
+    generation_state gs;
     struct stat st;
-    bool indexed_name = false;
+    bool created = false;
+    bool indexed = false;
     int ret = -1;
 
     if (lease == NULL) {
@@ -584,110 +1372,151 @@ static int lease_create(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name
     lease->fd = -1;
     lease->lockspace = ls;
     /* The default lockspace never creates (or deletes) files: AUTOCREATE means nothing there. */
-    lease->flags = is_default(ls) ? (flags & FLAG_SHARED) : flags;
+    lease->flags = is_default(ls) ? (res->flags & FLAG_SHARED)
+                                  : (res->flags & (FLAG_SHARED | FLAG_AUTOCREATE));
     lease->name = strdup(name);
     lease->path = lease_path(ls, name);
-    lease->disk = strdup(disk != NULL ? disk : "");
+    lease->disk = strdup(res->disk != NULL ? res->disk : "");
     if (lease->name == NULL || lease->path == NULL || lease->disk == NULL) {
         vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s", name);
         goto out;
     }
     switch (lease_lock(reg, lease->path, is_default(ls), (lease->flags & FLAG_AUTOCREATE) != 0,
-                       (lease->flags & FLAG_SHARED) != 0, &lease->fd, &st, err)) {
+                       (lease->flags & FLAG_SHARED) != 0, &lease->fd, &st, &created, &busy,
+                       err)) {
     case LOCK_OK:
         break;
     case LOCK_BUSY: {
         const dmn_lease *alias = inode_lookup(reg, &st);
         reg->conflicts++;
-        set_busy(err, name, disk, alias, alias != NULL ? alias->path : NULL);
+        set_busy(err, name, res->disk, alias, alias != NULL ? alias->path : NULL, &busy);
         goto out;
     }
     case LOCK_ERROR:
         goto out;
     }
+    if (created)
+        lease->state |= VML_SNAP_CREATED;
     lease->inode.dev = (uint64_t)st.st_dev;
     lease->inode.ino = (uint64_t)st.st_ino;
-    if (dmn_hash_put(ls->leases, lease->name, strlen(lease->name), lease) < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s", name);
+    if (read_generation_state(reg, lease, &gs, err) < 0 ||
+        check_expected(res, name, lease->epoch, owner, &gs, err) < 0)
         goto out;
+    if (lease->flags & FLAG_SHARED) {
+        /* Sharers never write: the generation counts exclusive acquisitions only. */
+        lease->generation = gs.generation;
+        lease->run_start = gs.run_start;
+    } else {
+        lease->generation = gs.generation + 1;
+        lease->run_start = gs.have_last && same_uuid(gs.last_uuid, owner->identity.uuid) &&
+                           gs.generation > 0 ? gs.run_start : lease->generation;
+        lease->commit_pending = true;
     }
-    indexed_name = true;
-    if (inode_index_add(reg, lease) < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s", name);
+    lease->id = reg->next_id++;
+    if (lease_index(reg, lease, err) < 0)
         goto out;
-    }
-    lease->seq = reg->next_seq++;
-    if (reg->next_seq == 0)
-        reg->next_seq = 1;      /* 0 is the "first page" cursor */
-    lease->prev = reg->tail;
-    if (reg->tail != NULL)
-        reg->tail->next = lease;
-    else
-        reg->head = lease;
-    reg->tail = lease;
-    reg->nleases++;
-    if (lease_add_holder(lease, owner, batch, taken, err) < 0) {
-        /* Fully indexed: back out through the normal path (the file is treated exactly as
-         * on release), which also frees the lease. */
-        lease_remove(reg, lease);
-        lease = NULL;
+    indexed = true;
+    if (lease_add_holder(lease, owner, batch, realtime_usec(), taken, err) < 0)
         goto out;
-    }
-    VML_DEBUG("locked %s (%s) for owner pid %u", lease->path,
-              (lease->flags & FLAG_SHARED) ? "shared" : "exclusive", owner->pid);
+    journal_add(reg, lease);
+    VML_DEBUG("locked %s (%s, generation %" PRIu64 ") for owner pid %u", lease->path,
+              (lease->flags & FLAG_SHARED) ? "shared" : "exclusive", lease->generation,
+              owner->pid);
     lease = NULL;
     ret = 0;
  out:
     if (lease != NULL) {
-        /* Failed before the lease was fully indexed: undo by hand. */
-        if (indexed_name)
-            dmn_hash_remove(ls->leases, lease->name, strlen(lease->name));
-        if (lease->fd >= 0)
-            lease_unlock(lease);
-        lease_free(lease);
+        if (indexed) {
+            lease_remove(reg, lease);   /* treats the file exactly as a release would */
+        } else {
+            if (lease->fd >= 0)
+                lease_unlock(reg, lease);
+            lease_free(lease);
+        }
     }
     return ret;
 }
 
-int dmn_lease_acquire(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name,
-                      const char *disk, unsigned int flags, dmn_owner *owner, uint64_t batch,
-                      dmn_holding **taken, vml_error *err)
+static void fill_generation(vml_ext_generation *gen, const dmn_lease *lease, bool held)
+{
+    if (gen == NULL)
+        return;
+    gen->generation = held ? lease->generation : 0;
+    gen->epoch = held ? lease->epoch : 0;
+    gen->held = held;
+}
+
+/* Acquire without committing (the batch commits once everything is taken). */
+static int lease_acquire_one(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_resource2 *res,
+                             dmn_owner *owner, uint64_t batch, dmn_holding **taken,
+                             dmn_lease **lease_out, vml_error *err)
 {
     dmn_lease *lease;
     dmn_holding *mine;
+    generation_state gs;
 
     *taken = NULL;
-    if (dmn_lockspace_check_name(ls, name, err) < 0)
+    *lease_out = NULL;
+    if (dmn_lockspace_check_name(ls, res->name, err) < 0)
         return -1;
-    lease = dmn_hash_get(ls->leases, name, strlen(name));
+    lease = dmn_hash_get(ls->leases, res->name, strlen(res->name));
     if (lease == NULL) {
-        if (lease_create(reg, ls, name, disk, flags, owner, batch, taken, err) < 0)
+        if (lease_create(reg, ls, res, owner, batch, taken, err) < 0)
             return -1;
-        reg->acquires++;
+        *lease_out = (*taken)->lease;
         return 0;
     }
     mine = lease_find_holding(lease, owner->pid);
     if (mine != NULL && batch != 0 && mine->batch == batch &&
-        (lease->flags & FLAG_SHARED) && (flags & FLAG_SHARED))
+        (lease->flags & FLAG_SHARED) && (res->flags & FLAG_SHARED)) {
+        *lease_out = lease;
         return 0;       /* the same shared resource twice in one batch: taken once */
-    if (mine != NULL || !(lease->flags & FLAG_SHARED) || !(flags & FLAG_SHARED)) {
+    }
+    if (mine != NULL || !(lease->flags & FLAG_SHARED) || !(res->flags & FLAG_SHARED) ||
+        (lease->state & VML_SNAP_LOST)) {
         reg->conflicts++;
-        set_busy(err, name, disk, lease, NULL);
+        set_busy(err, res->name, res->disk, lease, NULL, NULL);
         return -1;
     }
-    if (lease_add_holder(lease, owner, batch, taken, err) < 0)
+    /* Joining sharers: the generation is the one read when the first sharer locked it. */
+    memset(&gs, 0, sizeof(gs));
+    gs.generation = lease->generation;
+    gs.run_start = lease->run_start;
+    if (check_expected(res, res->name, lease->epoch, owner, &gs, err) < 0)
         return -1;
+    if (lease_add_holder(lease, owner, batch, realtime_usec(), taken, err) < 0)
+        return -1;
+    dmn_lease_journal_update(reg, lease);
+    *lease_out = lease;
+    return 0;
+}
+
+int dmn_lease_acquire(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_resource2 *res,
+                      dmn_owner *owner, dmn_holding **taken, vml_ext_generation *gen,
+                      vml_error *err)
+{
+    dmn_lease *lease;
+
+    if (lease_acquire_one(reg, ls, res, owner, 0, taken, &lease, err) < 0)
+        return -1;
+    if (lease_commit(reg, lease, err) < 0) {
+        dmn_holding_release(reg, *taken);
+        *taken = NULL;
+        return -1;
+    }
     reg->acquires++;
+    fill_generation(gen, lease, true);
     return 0;
 }
 
 /* The flags BATCH_ACQUIRE accepts per resource. */
-#define BATCH_RESOURCE_FLAGS (FLAG_SHARED | FLAG_AUTOCREATE)
+#define BATCH_RESOURCE_FLAGS (FLAG_SHARED | FLAG_AUTOCREATE | FLAG_EXPECT)
 
-int dmn_lease_acquire_batch(dmn_lockspaces *reg, const vml_ext_resource *resources, size_t n,
-                            dmn_owner *owner, vml_error *err)
+int dmn_lease_acquire_batch(dmn_lockspaces *reg, const vml_ext_resource2 *resources, size_t n,
+                            dmn_owner *owner, vml_ext_generation *gens, vml_error *err)
 {
     dmn_holding **taken = NULL;
+    dmn_lease **leases = NULL;
     size_t ntaken = 0;
     uint64_t batch = reg->next_batch++;
     int ret = -1;
@@ -706,42 +1535,50 @@ int dmn_lease_acquire_batch(dmn_lockspaces *reg, const vml_ext_resource *resourc
             goto out;
         }
     }
-    if (n > 0 && (taken = calloc(n, sizeof(taken[0]))) == NULL) {
+    if (n > 0 && ((taken = calloc(n, sizeof(taken[0]))) == NULL ||
+                  (leases = calloc(n, sizeof(leases[0]))) == NULL)) {
         vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot run the batch");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        const vml_ext_resource *res = &resources[i];
+        const vml_ext_resource2 *res = &resources[i];
         dmn_lockspace *ls = dmn_lockspaces_find(reg, res->lockspace);
         dmn_holding *h;
 
-        if (dmn_lease_acquire(reg, ls, res->name, res->disk, res->flags, owner, batch,
-                              &h, err) < 0)
+        if (lease_acquire_one(reg, ls, res, owner, batch, &h, &leases[i], err) < 0)
             goto out;
         if (h != NULL)
             taken[ntaken++] = h;
     }
+    /* Everything is locked and checked: now write the records and generations. */
+    for (size_t i = 0; i < ntaken; i++) {
+        if (lease_commit(reg, taken[i]->lease, err) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        fill_generation(gens != NULL ? &gens[i] : NULL, leases[i], true);
+    reg->acquires += ntaken;
     ret = 0;
  out:
     if (ret < 0 && ntaken > 0) {
-        /* All or nothing (ARCHITECTURE invariant 8): undo in reverse order; what was
-         * undone does not count as acquired. */
+        /* All or nothing (ARCHITECTURE invariant 8): undo in reverse order. */
         VML_INFO("batch for owner pid %u failed: releasing the %zu resource(s) it took",
                  owner->pid, ntaken);
-        reg->acquires -= ntaken;
         while (ntaken > 0)
             dmn_holding_release(reg, taken[--ntaken]);
     }
+    free(leases);
     free(taken);
     return ret;
 }
 
 int dmn_lease_release(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name,
-                      unsigned int owner_pid, vml_error *err)
+                      unsigned int owner_pid, vml_ext_generation *gen, vml_error *err)
 {
     dmn_lease *lease = dmn_hash_get(ls->leases, name, strlen(name));
     dmn_holding *h;
 
+    fill_generation(gen, NULL, false);
     if (lease == NULL) {
         vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY,
                       "Lockspace resource '%s' is not locked", name);
@@ -753,24 +1590,27 @@ int dmn_lease_release(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name,
                       "owner %u does not hold the resource lock", owner_pid);
         return -1;
     }
+    fill_generation(gen, lease, true);
     dmn_holding_release(reg, h);
     return 0;
 }
 
-int dmn_lease_release_batch(dmn_lockspaces *reg, const vml_ext_resource *resources, size_t n,
-                            unsigned int owner_pid, vml_error *err)
+int dmn_lease_release_batch(dmn_lockspaces *reg, const vml_ext_resource2 *resources, size_t n,
+                            unsigned int owner_pid, vml_ext_generation *gens, vml_error *err)
 {
     vml_error first = { 0 };
 
     for (size_t i = 0; i < n; i++) {
         dmn_lockspace *ls = dmn_lockspaces_find(reg, resources[i].lockspace);
+        vml_ext_generation *gen = gens != NULL ? &gens[i] : NULL;
         vml_error one = { 0 };
 
+        fill_generation(gen, NULL, false);
         if (ls == NULL)
             vml_error_set(&one, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
                           "Lockspace for path %s does not exist", resources[i].lockspace);
         else
-            dmn_lease_release(reg, ls, resources[i].name, owner_pid, &one);
+            dmn_lease_release(reg, ls, resources[i].name, owner_pid, gen, &one);
         if (one.code != 0 && first.code == 0)
             first = one;
     }
@@ -780,6 +1620,147 @@ int dmn_lease_release_batch(dmn_lockspaces *reg, const vml_ext_resource *resourc
         return -1;
     }
     return 0;
+}
+
+void dmn_lease_inquire(const dmn_lockspaces *reg, const vml_ext_resource2 *resources, size_t n,
+                       unsigned int owner_pid, vml_ext_generation *gens)
+{
+    for (size_t i = 0; i < n; i++) {
+        const dmn_lease *lease = dmn_lockspaces_find_lease(reg, resources[i].lockspace,
+                                                           resources[i].name);
+
+        fill_generation(&gens[i], lease,
+                        lease != NULL && lease_find_holding(lease, owner_pid) != NULL);
+    }
+}
+
+/* ---- snapshots and restore ---- */
+
+int dmn_lease_snapshot(const dmn_lease *lease, size_t max_holders, vml_snap_lease *snap,
+                       vml_error *err)
+{
+    size_t n = lease->nholders < max_holders ? lease->nholders : max_holders;
+
+    memset(snap, 0, sizeof(*snap));
+    snap->id = lease->id;
+    snap->flags = lease->flags;
+    snap->dev = lease->inode.dev;
+    snap->ino = lease->inode.ino;
+    snap->generation = lease->generation;
+    snap->run_start = lease->run_start;
+    snap->epoch = lease->epoch;
+    snap->state_flags = lease->state;
+    snap->seq = lease->seq;
+    if ((snap->lockspace = strdup(lease->lockspace->path)) == NULL ||
+        (snap->name = strdup(lease->name)) == NULL ||
+        (snap->path = strdup(lease->path)) == NULL ||
+        (snap->disk = strdup(lease->disk)) == NULL ||
+        (n > 0 && (snap->holders.holders_val = calloc(n, sizeof(vml_snap_holder))) == NULL))
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        const dmn_holding *h = lease->holders[i];
+        vml_snap_holder *out = &snap->holders.holders_val[i];
+
+        snap->holders.holders_len = (u_int)(i + 1);
+        out->start_time = h->owner->start_time;
+        out->since_usec = h->since_usec;
+        out->on_lockfailure = h->owner->on_lockfailure;
+        if (dmn_identity_copy(&out->identity, &h->owner->identity, err) < 0 ||
+            (out->uri = strdup(h->owner->uri != NULL ? h->owner->uri : "")) == NULL)
+            goto nomem;
+    }
+    return 0;
+ nomem:
+    vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot snapshot lease %s",
+                        lease->path);
+    return -1;
+}
+
+int dmn_lease_restore(dmn_lockspaces *reg, const vml_snap_lease *snap, int fd,
+                      dmn_owner *const *holders, const int64_t *since, size_t nholders,
+                      bool keeper, dmn_lease **out, vml_error *err)
+{
+    dmn_lockspace *ls = dmn_lockspaces_find(reg, snap->lockspace);
+    dmn_lease *lease = NULL;
+    size_t alive = 0;
+    int ret = -1;
+
+    *out = NULL;
+    if (ls == NULL && dmn_lockspaces_add(reg, snap->lockspace, &ls, err) < 0)
+        goto out;
+    if (dmn_lockspace_check_name(ls, snap->name, err) < 0)
+        goto out;
+    if (dmn_hash_get(ls->leases, snap->name, strlen(snap->name)) != NULL) {
+        vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_INTERNAL_ERROR,
+                      "lease '%s' in lockspace '%s' is handed over twice", snap->name,
+                      snap->lockspace);
+        goto out;
+    }
+    lease = calloc(1, sizeof(*lease));
+    if (lease == NULL || (lease->name = strdup(snap->name)) == NULL ||
+        (lease->path = lease_path(ls, snap->name)) == NULL ||
+        (lease->disk = strdup(snap->disk)) == NULL) {
+        vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot restore lease %s",
+                            snap->name);
+        goto out;
+    }
+    lease->lockspace = ls;
+    lease->fd = fd;
+    fd = -1;
+    lease->flags = snap->flags & (FLAG_SHARED | FLAG_AUTOCREATE);
+    lease->inode.dev = snap->dev;
+    lease->inode.ino = snap->ino;
+    lease->id = snap->id;
+    lease->generation = snap->generation;
+    lease->run_start = snap->run_start;
+    lease->epoch = snap->epoch;
+    lease->state = snap->state_flags &
+                   (VML_SNAP_RECORD | VML_SNAP_LOST | VML_SNAP_RECORD_WRITTEN | VML_SNAP_CREATED);
+    lease->seq = snap->seq;
+    if (lease->id >= reg->next_id)
+        reg->next_id = lease->id + 1;
+    if (lease->seq >= reg->next_seq)
+        reg->next_seq = lease->seq + 1 == 0 ? 1 : lease->seq + 1;
+    if (lease_index(reg, lease, err) < 0)
+        goto out;
+    lease->keeper = keeper ? DMN_KEEPER_SENT : DMN_KEEPER_NONE;
+    for (size_t i = 0; i < nholders; i++) {
+        dmn_holding *h;
+
+        if (holders[i] == NULL || lease_find_holding(lease, holders[i]->pid) != NULL)
+            continue;
+        if (lease_add_holder(lease, holders[i], 0, since[i], &h, err) < 0)
+            goto out_indexed;
+        alive++;
+    }
+    if (alive == 0) {
+        VML_INFO("lease %s: every holder exited meanwhile; releasing it", lease->path);
+        /* Its record keeps naming the dead holder (WHO shows it stale: no lock) and its
+         * generation; the file stays. */
+        lease->state &= ~(unsigned int)(VML_SNAP_RECORD_WRITTEN | VML_SNAP_CREATED);
+        lease_remove(reg, lease);
+        lease = NULL;
+        ret = 0;
+        goto out;
+    }
+    if (alive < nholders)
+        dmn_lease_journal_update(reg, lease);
+    else if (!keeper)
+        journal_add(reg, lease);
+    *out = lease;
+    lease = NULL;
+    ret = 0;
+    goto out;
+ out_indexed:
+    /* Out of memory while restoring: keep the lock (the keeper or the caller's exit keeps
+     * it safe) rather than release a lease its holders still rely on. */
+    lease_abandon_one(reg, lease);
+    lease = NULL;
+ out:
+    if (fd >= 0)
+        close(fd);
+    lease_free(lease);
+    return ret;
 }
 
 /* ---- CREATE_RESOURCE / DELETE_RESOURCE ---- */
@@ -803,7 +1784,7 @@ static int check_not_held(dmn_lockspaces *reg, dmn_lockspace *ls, const char *na
         goto out;
     lease = dmn_hash_get(ls->leases, name, strlen(name));
     if (lease != NULL) {
-        set_busy(err, name, NULL, lease, NULL);
+        set_busy(err, name, NULL, lease, NULL, NULL);
         goto out;
     }
     if ((path = lease_path(ls, name)) == NULL) {
@@ -811,7 +1792,7 @@ static int check_not_held(dmn_lockspaces *reg, dmn_lockspace *ls, const char *na
         goto out;
     }
     if (lstat(path, &st) == 0 && (lease = inode_lookup(reg, &st)) != NULL) {
-        set_busy(err, name, NULL, lease, lease->path);
+        set_busy(err, name, NULL, lease, lease->path, NULL);
         goto out;
     }
     ret = 0;

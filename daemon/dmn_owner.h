@@ -26,7 +26,10 @@ typedef struct dmn_owner {
     unsigned int pid;               /* key in dmn_owners.by_pid */
     vml_ls_owner identity;          /* latest REGISTER/batch identity; identity.name owned */
     int pidfd;                      /* -1: probed through /proc (no pidfd support) */
-    unsigned long long start_time;  /* /proc/PID/stat starttime, for probed owners */
+    unsigned long long start_time;  /* /proc/PID/stat starttime: pid reuse guard (keeper, probes) */
+    int on_lockfailure;             /* the domain's <on_lockfailure> (virDomainLockFailureAction) */
+    char *uri;                      /* libvirt URI for the pause action; NULL when unknown */
+    bool lockfailure_applied;       /* a lost lease already triggered its action */
     dmn_holding *holdings;          /* the owner's leases: list kept by dmn_lockspace.c */
     size_t nholdings;
     bool kill_pending;              /* SIGTERM sent after its holder connection closed */
@@ -35,8 +38,27 @@ typedef struct dmn_owner {
     struct dmn_owner *prev, *next;  /* dmn_owners list, creation order */
 } dmn_owner;
 
+/* libvirt's virDomainLockFailureAction values (<on_lockfailure>), as the wire carries them. */
+enum {
+    DMN_LOCKFAILURE_DEFAULT = 0,
+    DMN_LOCKFAILURE_POWEROFF = 1,
+    DMN_LOCKFAILURE_RESTART = 2,
+    DMN_LOCKFAILURE_PAUSE = 3,
+    DMN_LOCKFAILURE_IGNORE = 4,
+    DMN_LOCKFAILURE_LAST = 5,
+};
+
 /* How often probed owners (no pidfd support) are checked for exit. */
 #define DMN_OWNER_PROBE_MS 100
+
+/* A running vmlockd-pause-helper: when it fails, its owner is killed instead. */
+typedef struct dmn_helper {
+    pid_t pid;
+    int pidfd;                      /* -1: reaped by waitpid(WNOHANG) on the probe timer */
+    unsigned int owner_pid;
+    unsigned long long owner_start_time;
+    struct dmn_helper *next;
+} dmn_helper;
 
 typedef struct dmn_owners {
     dmn_hash *by_pid;
@@ -45,6 +67,9 @@ typedef struct dmn_owners {
     size_t nprobed;                 /* owners without a pidfd */
     unsigned int kill_grace_ms;     /* SIGTERM -> SIGKILL delay */
     uint64_t kills;                 /* owners signalled after their holder connection closed */
+    const char *pause_helper;       /* vmlockd-pause-helper path (borrowed); NULL = none */
+    dmn_helper *helpers;            /* pause helpers still running */
+    size_t nhelpers;
 } dmn_owners;
 
 /* A new empty registry, owned by the caller (dmn_owners_free). */
@@ -66,6 +91,37 @@ dmn_owner *dmn_owners_find(const dmn_owners *owners, unsigned int pid);
  */
 int dmn_owners_get(dmn_owners *owners, const vml_ls_owner *identity, dmn_owner **out,
                    vml_error *err);
+
+/*
+ * Re-create an owner handed over by the keeper or by the previous image: identity (copied),
+ * start_time as recorded, pidfd (taken over, -1 for none: then the pid is probed).  Returns
+ * 0 with *out set when that very process still runs, 1 when it has exited (or its pid now
+ * names another process: the start time differs) and nothing was created (pidfd closed),
+ * -1 on error (pidfd closed).  An owner with this pid already present is returned as is
+ * (pidfd closed).
+ */
+int dmn_owners_adopt(dmn_owners *owners, const vml_ls_owner *identity,
+                     unsigned long long start_time, int pidfd, dmn_owner **out,
+                     vml_error *err);
+
+/* Record the domain's <on_lockfailure> action and libvirt URI (copied; NULL/"" = unknown). */
+int dmn_owner_set_lockfailure(dmn_owner *owner, int action, const char *uri, vml_error *err);
+
+/* The name of a virDomainLockFailureAction value ("poweroff", ...; "default" otherwise). */
+const char *dmn_lockfailure_name(int action);
+
+/*
+ * One of owner's leases (described by what, for the log) was lost: apply its
+ * <on_lockfailure> once per owner.  poweroff, restart and default: SIGKILL through the pidfd
+ * (restart cannot be done from here: the domain is powered off and libvirt's own policy
+ * decides what follows); pause: run owners->pause_helper URI UUID in the background, and
+ * SIGKILL the owner if the helper fails; ignore: log only.  Never blocks.
+ */
+void dmn_owner_lockfailure(dmn_owners *owners, dmn_owner *owner, const char *what);
+
+/* A pause helper's pidfd became readable (or, without pidfds, its probe timer ran): reap
+ * every helper that exited, killing the owners of those that failed. */
+void dmn_owners_reap_helpers(dmn_owners *owners);
 
 /* Replace the identity of an existing owner with this pid (REGISTER); no-op when absent. */
 int dmn_owners_update_identity(dmn_owners *owners, const vml_ls_owner *identity, vml_error *err);
@@ -98,6 +154,10 @@ void dmn_owners_run_timers(dmn_owners *owners, int64_t now_ms);
  * pid now names a process with another start time).  Always false with a pidfd (the poll
  * loop watches those). */
 bool dmn_owner_probe_exited(const dmn_owner *owner);
+
+/* The start time (/proc/PID/stat field 22) of pid: 0, or -1 when there is no such live
+ * process (gone or a zombie). */
+int dmn_proc_start_time(unsigned int pid, unsigned long long *start_time);
 
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into out. */
 void dmn_owner_format_uuid(const char uuid[16], char out[37]);

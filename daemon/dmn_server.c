@@ -18,7 +18,10 @@
 
 #include "vml_log.h"
 #include "vml_wire.h"
+#include "dmn_check.h"
 #include "dmn_dispatch.h"
+#include "dmn_handover.h"
+#include "dmn_keeper.h"
 #include "dmn_lockspace.h"
 #include "dmn_owner.h"
 
@@ -60,7 +63,15 @@ typedef struct dmn_client {
     struct dmn_client *prev, *next;     /* creation order */
 } dmn_client;
 
-typedef enum { SLOT_SIGNALS, SLOT_OWNER, SLOT_LISTENER, SLOT_CLIENT } slot_kind;
+typedef enum {
+    SLOT_SIGNALS,
+    SLOT_OWNER,
+    SLOT_CHECK,         /* the lease check probe's verdicts */
+    SLOT_HELPER,        /* a pause helper's pidfd */
+    SLOT_KEEPER,        /* the keeper connection (hangups only) */
+    SLOT_LISTENER,
+    SLOT_CLIENT,
+} slot_kind;
 
 typedef struct poll_slot {
     slot_kind kind;
@@ -71,6 +82,14 @@ struct dmn_server {
     dmn_context ctx;
     dmn_lockspaces *lockspaces;
     dmn_owners *owners;
+    dmn_checker *checker;
+    dmn_keeper *keeper;         /* NULL: no keeper */
+    bool started;               /* serving: an orderly stop releases, else abandon */
+    bool reexec_pending;        /* SIGUSR1 waits for a quiet moment */
+    const char *exe_path;       /* borrowed from the options (they outlive the server) */
+    char *const *argv;
+    const char *pid_file;
+    int pid_file_fd;
     listener listeners[2];      /* main, admin */
     dmn_client *clients_head, *clients_tail;
     int signal_pipe[2];
@@ -384,6 +403,26 @@ static int client_flush(dmn_server *s, dmn_client *c)
     return 0;
 }
 
+static void keeper_flush(dmn_server *s)
+{
+    if (s->keeper != NULL)
+        dmn_keeper_flush(s->keeper, s->lockspaces, s->owners);
+    s->ctx.keeper_pid = dmn_keeper_pid(s->keeper);
+}
+
+/* Send a client's pending reply before the daemon stops: wait for the socket, briefly. */
+static void flush_before_stop(dmn_server *s, dmn_client *c)
+{
+    for (int tries = 0; tries < 100 && c->out != NULL; tries++) {
+        struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+        if (poll(&pfd, 1, 10) < 0 && errno != EINTR)
+            return;
+        if (client_flush(s, c) < 0)
+            return;
+    }
+}
+
 static void client_dispatch(dmn_server *s, dmn_client *c)
 {
     unsigned char *reply = NULL;
@@ -397,9 +436,20 @@ static void client_dispatch(dmn_server *s, dmn_client *c)
         client_close(s, c, why);
         return;
     }
+    if (reply == NULL)
+        return;     /* deferred (CHECK_NOW): answered when its check round is done */
+    /* What this request acquired reaches the keeper before the caller hears it is granted;
+     * what it released is unlocked only after the keeper heard it is dropped. */
+    keeper_flush(s);
     c->out = reply;
     c->out_len = reply_len;
     c->out_sent = 0;
+    if (s->ctx.stop_requested) {
+        /* SHUTDOWN: the caller hears how many leases were dropped before we go. */
+        flush_before_stop(s, c);
+        s->quit = true;
+        return;
+    }
     client_flush(s, c);
 }
 
@@ -585,8 +635,15 @@ static int poll_timeout(const dmn_server *s, int64_t now)
             deadline = idle_deadline;
         have = true;
     }
-    if (s->owners->nprobed > 0) {
-        /* Owners without a pidfd are checked for exit every DMN_OWNER_PROBE_MS. */
+    {
+        int64_t check = 0;
+        if (dmn_checker_next_deadline(s->checker, &check) && (!have || check < deadline)) {
+            deadline = check;
+            have = true;
+        }
+    }
+    if (s->owners->nprobed > 0 || s->owners->nhelpers > 0) {
+        /* Owners (and pause helpers) without a pidfd are checked every DMN_OWNER_PROBE_MS. */
         int64_t probe = now + DMN_OWNER_PROBE_MS;
         if (!have || probe < deadline)
             deadline = probe;
@@ -618,6 +675,20 @@ static void check_idle(dmn_server *s, int64_t now)
     }
 }
 
+/* Release the leases of every owner that has exited by now, without waiting for poll. */
+static void reap_exited_owners(dmn_server *s)
+{
+    dmn_owner *next;
+
+    for (dmn_owner *o = s->owners->head; o != NULL; o = next) {
+        struct pollfd pfd = { .fd = o->pidfd, .events = POLLIN };
+
+        next = o->next;     /* reaping frees o only */
+        if (o->pidfd >= 0 ? poll(&pfd, 1, 0) > 0 : dmn_owner_probe_exited(o))
+            reap_owner(s, o);
+    }
+}
+
 static void handle_signals(dmn_server *s)
 {
     char buf[64];
@@ -626,12 +697,282 @@ static void handle_signals(dmn_server *s)
         ;
     if (usr1_signal) {
         usr1_signal = 0;
-        VML_WARN("SIGUSR1 received: re-exec not implemented yet; carrying on with every lease held");
+        if (s->exe_path == NULL) {
+            VML_ERROR("SIGUSR1 received, but this daemon cannot re-execute itself (its own "
+                      "binary is unknown); carrying on with every lease held");
+        } else {
+            VML_WARN("SIGUSR1 received: re-executing %s with every lease and connection",
+                     s->exe_path);
+            s->reexec_pending = true;
+        }
     }
     if (quit_signal) {
-        VML_INFO("signal %d received: shutting down", (int)quit_signal);
-        s->quit = true;
+        int signo = (int)quit_signal;
+        char why[256];
+
+        quit_signal = 0;
+        /* An owner that died just before the signal must not hold the daemon up. */
+        reap_exited_owners(s);
+        if (dmn_context_refuse_stop(&s->ctx, why, sizeof(why))) {
+            VML_WARN("signal %d received: %s", signo, why);
+        } else {
+            VML_INFO("signal %d received: shutting down", signo);
+            s->quit = true;
+        }
     }
+}
+
+static void on_lease_lost(void *opaque, dmn_lease *lease, const char *reason)
+{
+    dmn_server *s = opaque;
+
+    dmn_context_lease_lost(&s->ctx, lease, reason);
+}
+
+/* Answer the CHECK_NOW calls whose round is over (or that no round will answer). */
+static void answer_deferred(dmn_server *s)
+{
+    dmn_client *next;
+
+    for (dmn_client *c = s->clients_head; c != NULL; c = next) {
+        char why[256];
+
+        next = c->next;
+        if (!c->session.deferred ||
+            (dmn_checker_rounds_done(s->checker) < c->session.deferred_round &&
+             dmn_checker_busy(s->checker)))
+            continue;
+        if (dmn_dispatch_finish_deferred(&s->ctx, &c->session, &c->out, &c->out_len, why,
+                                         sizeof(why)) < 0) {
+            client_close(s, c, why);
+            continue;
+        }
+        c->out_sent = 0;
+        client_flush(s, c);
+    }
+}
+
+
+/* ---- re-exec (SIGUSR1) ---- */
+
+typedef struct handover_generations {
+    vml_handover *ho;
+    size_t cap;
+    bool failed;
+} handover_generations;
+
+static void add_generation(const dmn_generation *gen, void *opaque)
+{
+    handover_generations *walk = opaque;
+    vml_ho_generation *out;
+    vml_handover *ho = walk->ho;
+
+    if (walk->failed)
+        return;
+    if (ho->generations.generations_len == walk->cap) {
+        size_t cap = walk->cap == 0 ? 64 : walk->cap * 2;
+        vml_ho_generation *grown = realloc(ho->generations.generations_val,
+                                           cap * sizeof(*grown));
+        if (grown == NULL) {
+            walk->failed = true;
+            return;
+        }
+        memset(grown + walk->cap, 0, (cap - walk->cap) * sizeof(*grown));
+        ho->generations.generations_val = grown;
+        walk->cap = cap;
+    }
+    out = &ho->generations.generations_val[ho->generations.generations_len++];
+    out->generation = gen->generation;
+    out->run_start = gen->run_start;
+    out->last_since_usec = gen->last_since_usec;
+    out->last.pid = gen->last_pid;
+    memcpy(out->last.uuid, gen->last_uuid, sizeof(out->last.uuid));
+    /* key = lockspace, NUL, name */
+    if ((out->lockspace = strdup(gen->key)) == NULL ||
+        (out->name = strdup(gen->key + strlen(gen->key) + 1)) == NULL ||
+        (out->last.name = strdup(gen->last_name != NULL ? gen->last_name : "")) == NULL)
+        walk->failed = true;
+}
+
+/* Input bytes of c not yet dispatched (length word first) into *out (malloc'd). */
+static int client_input(const dmn_client *c, char **out, u_int *len)
+{
+    const unsigned char *src = c->word_got < sizeof(c->word) ? c->word : c->in;
+    size_t n = c->word_got < sizeof(c->word) ? c->word_got : c->in_len;
+
+    *out = NULL;
+    *len = (u_int)n;
+    if (n == 0)
+        return 0;
+    if ((*out = malloc(n)) == NULL)
+        return -1;
+    memcpy(*out, src, n);
+    return 0;
+}
+
+/* The whole state as a handover (every string and buffer malloc'd: xdr_free it). */
+static int build_handover(dmn_server *s, vml_handover *ho, vml_error *err)
+{
+    size_t nls = 0, ncl = 0, now = 0;
+    int64_t now_ms = monotonic_ms();
+
+    memset(ho, 0, sizeof(*ho));
+    ho->magic = VML_HANDOVER_MAGIC;
+    ho->format_version = VML_HANDOVER_VERSION;
+    ho->pid_file_fd = s->pid_file_fd;
+    ho->keeper_fd = dmn_keeper_fd(s->keeper);
+    ho->keeper_pid = dmn_keeper_pid(s->keeper);
+    ho->epoch = s->lockspaces->epoch;
+    ho->next_lease_id = s->lockspaces->next_id;
+    ho->next_seq = s->lockspaces->next_seq;
+    ho->next_batch = s->lockspaces->next_batch;
+    ho->start_usec = s->ctx.start_usec;
+    ho->acquires = s->lockspaces->acquires;
+    ho->conflicts = s->lockspaces->conflicts;
+    ho->owner_kills = s->owners->kills;
+    ho->lost_leases = s->lockspaces->lost;
+    ho->check_rounds = dmn_checker_rounds_done(s->checker);
+    ho->reexecs = s->ctx.reexecs + 1;
+    ho->adopted = s->ctx.adopted;
+    if ((ho->pid_file = strdup(s->pid_file != NULL ? s->pid_file : "")) == NULL)
+        goto nomem;
+    for (const dmn_lockspace *ls = s->lockspaces->lockspaces; ls != NULL; ls = ls->next)
+        nls += ls->path[0] != '\0';
+    ho->lockspaces.lockspaces_val = calloc(nls + 1, sizeof(char *));
+    ho->listeners.listeners_val = calloc(2, sizeof(vml_ho_listener));
+    ho->clients.clients_val = calloc(s->ctx.nclients + 1, sizeof(vml_ho_client));
+    ho->owners.owners_val = calloc(s->owners->count + 1, sizeof(vml_ho_owner));
+    ho->leases.leases_val = calloc(s->lockspaces->nleases + 1, sizeof(vml_ho_lease));
+    if (ho->lockspaces.lockspaces_val == NULL || ho->listeners.listeners_val == NULL ||
+        ho->clients.clients_val == NULL || ho->owners.owners_val == NULL ||
+        ho->leases.leases_val == NULL)
+        goto nomem;
+    for (const dmn_lockspace *ls = s->lockspaces->lockspaces; ls != NULL; ls = ls->next) {
+        if (ls->path[0] == '\0')
+            continue;
+        if ((ho->lockspaces.lockspaces_val[ho->lockspaces.lockspaces_len] = strdup(ls->path)) == NULL)
+            goto nomem;
+        ho->lockspaces.lockspaces_len++;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        const listener *l = &s->listeners[i];
+        vml_ho_listener *out = &ho->listeners.listeners_val[i];
+
+        ho->listeners.listeners_len++;
+        out->fd = l->fd;
+        out->kind = (int)l->kind;
+        out->dev = (uint64_t)l->dev;
+        out->ino = (uint64_t)l->ino;
+        out->max_clients = l->max_clients;
+        if ((out->path = strdup(l->path != NULL ? l->path : "")) == NULL)
+            goto nomem;
+    }
+    for (const dmn_client *c = s->clients_head; c != NULL; c = c->next, ncl++) {
+        vml_ho_client *out = &ho->clients.clients_val[ncl];
+
+        ho->clients.clients_len++;
+        out->fd = c->fd;
+        out->kind = (int)c->via->kind;
+        out->peer_pid = (int)c->session.peer_pid;
+        out->peer_uid = (u_int)c->session.peer_uid;
+        out->registered = c->session.registered;
+        out->restricted = c->session.restricted;
+        if ((c->session.registered
+                 ? dmn_identity_copy(&out->owner, &c->session.owner, err)
+                 : ((out->owner.name = strdup("")) == NULL ? -1 : 0)) < 0 ||
+            client_input(c, &out->input.input_val, &out->input.input_len) < 0)
+            goto nomem;
+        if (c->out != NULL && c->out_len > c->out_sent) {
+            out->output.output_len = (u_int)(c->out_len - c->out_sent);
+            if ((out->output.output_val = malloc(out->output.output_len)) == NULL)
+                goto nomem;
+            memcpy(out->output.output_val, c->out + c->out_sent, out->output.output_len);
+        }
+    }
+    for (const dmn_owner *o = s->owners->head; o != NULL; o = o->next, now++) {
+        vml_ho_owner *out = &ho->owners.owners_val[now];
+
+        ho->owners.owners_len++;
+        out->pidfd = o->pidfd;
+        out->start_time = o->start_time;
+        out->on_lockfailure = o->on_lockfailure;
+        out->kill_pending = o->kill_pending;
+        out->sigkill_sent = o->sigkill_sent;
+        out->sigkill_in_ms = o->kill_pending ? o->sigkill_at_ms - now_ms : 0;
+        if (dmn_identity_copy(&out->identity, &o->identity, err) < 0 ||
+            (out->uri = strdup(o->uri != NULL ? o->uri : "")) == NULL)
+            goto nomem;
+    }
+    for (const dmn_lease *l = s->lockspaces->head; l != NULL; l = l->next) {
+        vml_ho_lease *out = &ho->leases.leases_val[ho->leases.leases_len];
+
+        ho->leases.leases_len++;
+        out->fd = l->fd;
+        if (dmn_lease_snapshot(l, SIZE_MAX, &out->snap, err) < 0)
+            return -1;
+    }
+    {
+        handover_generations walk = { .ho = ho, .failed = false };
+        dmn_lockspaces_each_generation(s->lockspaces, add_generation, &walk);
+        if (walk.failed)
+            goto nomem;
+    }
+    return 0;
+ nomem:
+    vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot build the handover");
+    return -1;
+}
+
+/*
+ * SIGUSR1: hand everything to a fresh image of the binary, in this very process (the pid,
+ * the pid file lock, every descriptor stay).  Not while a lease check, a pause helper or a
+ * deferred CHECK_NOW is under way (they would be orphaned): it waits for the next quiet
+ * round.  When anything fails before the exec, the descriptors get their close-on-exec flag
+ * back and the daemon carries on; only the new image's own checks can still fail, loudly.
+ */
+static void try_reexec(dmn_server *s)
+{
+    vml_handover ho;
+    vml_error err = { 0 };
+    char **argv = NULL;
+    int *fds = NULL;
+    size_t nfds = 0;
+    int blob = -1;
+
+    if (dmn_checker_busy(s->checker) || s->owners->nhelpers > 0)
+        return;
+    for (const dmn_client *c = s->clients_head; c != NULL; c = c->next) {
+        if (c->session.deferred)
+            return;
+    }
+    s->reexec_pending = false;
+    keeper_flush(s);
+    if (build_handover(s, &ho, &err) < 0 || dmn_handover_write(&ho, &blob, &err) < 0 ||
+        dmn_handover_fds(&ho, &fds, &nfds, &err) < 0)
+        goto fail;
+    argv = dmn_handover_argv(s->exe_path, s->argv, blob);
+    if (argv == NULL) {
+        vml_error_set_errno(&err, VIR_FROM_RPC, ENOMEM, "cannot build the command line");
+        goto fail;
+    }
+    VML_WARN("re-exec: handing %zu lease(s), %u owner(s), %u client(s) to a new image of %s",
+             s->lockspaces->nleases, (unsigned int)s->owners->count, s->ctx.nclients,
+             s->exe_path);
+    if (dmn_fds_set_cloexec(fds, nfds, false) < 0 || dmn_fds_set_cloexec(&blob, 1, false) < 0) {
+        vml_error_set_errno(&err, VIR_FROM_RPC, errno, "cannot keep the descriptors across exec");
+        goto fail;
+    }
+    execv(argv[0], argv);
+    vml_error_set_errno(&err, VIR_FROM_RPC, errno, "cannot execute %s", argv[0]);
+ fail:
+    VML_ERROR("re-exec failed, carrying on in the running image: %s", err.message);
+    if (fds != NULL)
+        dmn_fds_set_cloexec(fds, nfds, true);
+    if (blob >= 0)
+        close(blob);
+    dmn_argv_free(argv);
+    free(fds);
+    xdr_free((xdrproc_t)xdr_vml_handover, (char *)&ho);
 }
 
 /*
@@ -648,9 +989,9 @@ static void handle_signals(dmn_server *s)
  */
 int dmn_server_run(dmn_server *s, vml_error *err)
 {
-    while (!s->quit && !quit_signal) {
+    while (!s->quit) {
         size_t n = 0;
-        size_t need = 1 + s->owners->count + 2 + s->ctx.nclients;
+        size_t need = 1 + s->owners->count + 2 + s->owners->nhelpers + 2 + s->ctx.nclients;
         int rc;
 
         /* The last round may have closed the last client or released the last lease. */
@@ -666,10 +1007,21 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             if (o->pidfd >= 0)
                 add_slot(s, &n, o->pidfd, POLLIN, SLOT_OWNER, o);
         }
+        if (dmn_checker_fd(s->checker) >= 0)
+            add_slot(s, &n, dmn_checker_fd(s->checker), POLLIN, SLOT_CHECK, NULL);
+        for (dmn_helper *h = s->owners->helpers; h != NULL; h = h->next) {
+            if (h->pidfd >= 0)
+                add_slot(s, &n, h->pidfd, POLLIN, SLOT_HELPER, h);
+        }
+        if (dmn_keeper_fd(s->keeper) >= 0)
+            add_slot(s, &n, dmn_keeper_fd(s->keeper), POLLIN, SLOT_KEEPER, NULL);
         for (size_t i = 0; i < 2; i++)
             add_slot(s, &n, s->listeners[i].fd, POLLIN, SLOT_LISTENER, &s->listeners[i]);
-        for (dmn_client *c = s->clients_head; c != NULL; c = c->next)
-            add_slot(s, &n, c->fd, c->out != NULL ? POLLOUT : POLLIN, SLOT_CLIENT, c);
+        for (dmn_client *c = s->clients_head; c != NULL; c = c->next) {
+            /* A deferred CHECK_NOW reads nothing more until answered; hangups still show. */
+            short events = c->out != NULL ? POLLOUT : c->session.deferred ? 0 : POLLIN;
+            add_slot(s, &n, c->fd, events, SLOT_CLIENT, c);
+        }
 
         rc = poll(s->pfds, n, poll_timeout(s, monotonic_ms()));
         if (rc < 0) {
@@ -678,11 +1030,18 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             vml_error_set_errno(err, VIR_FROM_RPC, errno, "poll failed");
             return -1;
         }
-        /* 1. signals */
-        if (s->pfds[0].revents != 0)
+        /* 1. signals: also when the handler ran as poll returned, after the self-pipe's
+         * readiness was taken, so that a signal sent before a client connected is always
+         * handled before that client's request. */
+        if (s->pfds[0].revents != 0 || quit_signal || usr1_signal)
             handle_signals(s);
-        if (s->quit || quit_signal)
+        if (s->quit)
             break;
+        /* Re-exec before anything else of this round: every event not handled yet (an
+         * owner's exit, a client's request) waits for the new image, so a request made
+         * after the signal is always answered by it. */
+        if (s->reexec_pending)
+            try_reexec(s);
         /* 2. owner exits: slots are in order, so the kinds come in runs */
         for (size_t i = 1; i < n && s->slots[i].kind == SLOT_OWNER; i++) {
             if (s->pfds[i].revents != 0)
@@ -696,8 +1055,22 @@ int dmn_server_run(dmn_server *s, vml_error *err)
                     reap_owner(s, o);
             }
         }
+        /* 2b. lease check verdicts and pause helpers (both may act on owners) */
+        {
+            bool helpers = s->owners->nhelpers > 0 && s->owners->helpers != NULL;
+            for (size_t i = 1; i < n; i++) {
+                if (s->slots[i].kind == SLOT_CHECK && s->pfds[i].revents != 0)
+                    dmn_checker_on_readable(s->checker, s->lockspaces, on_lease_lost, s);
+                if (s->slots[i].kind == SLOT_KEEPER && s->pfds[i].revents != 0)
+                    dmn_keeper_on_event(s->keeper, s->lockspaces, s->owners);
+            }
+            if (helpers)
+                dmn_owners_reap_helpers(s->owners);
+        }
         /* 3. timers */
         dmn_owners_run_timers(s->owners, monotonic_ms());
+        dmn_checker_run_timers(s->checker, s->lockspaces, monotonic_ms(), on_lease_lost, s);
+        answer_deferred(s);
         check_idle(s, monotonic_ms());
         if (s->quit)
             break;
@@ -717,6 +1090,9 @@ int dmn_server_run(dmn_server *s, vml_error *err)
                 continue;
             if (re & POLLNVAL) {
                 client_close(s, c, "invalid descriptor");
+            } else if (c->session.deferred) {
+                if (re & (POLLERR | POLLHUP))
+                    client_close(s, c, NULL);
             } else if (c->out != NULL) {
                 if (re & POLLOUT)
                     client_flush(s, c);
@@ -725,9 +1101,102 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             } else if (re & (POLLIN | POLLHUP | POLLERR)) {
                 client_read(s, c);
             }
+            if (s->quit)
+                break;
         }
+        /* Owner exits, timers and losses changed leases too: the keeper hears of them. */
+        keeper_flush(s);
+        if (s->reexec_pending && !s->quit)
+            try_reexec(s);
     }
     return 0;
+}
+
+/* What must hold before anything can fail: every descriptor field says "none". */
+static void server_preinit(dmn_server *s, const dmn_server_options *opts)
+{
+    s->signal_pipe[0] = s->signal_pipe[1] = -1;
+    s->reserve_fd = -1;
+    s->pid_file_fd = -1;
+    s->listeners[0] = (listener){ .fd = -1, .kind = DMN_SOCKET_MAIN,
+                                  .max_clients = opts->max_clients };
+    s->listeners[1] = (listener){ .fd = -1, .kind = DMN_SOCKET_ADMIN,
+                                  .max_clients = opts->admin_max_clients };
+}
+
+/* The parts of a server every start shares: options, signal pipe, registries. */
+static int server_init(dmn_server *s, const dmn_server_options *opts, vml_error *err)
+{
+    s->idle_since_ms = -1;
+    s->privileged = opts->privileged;
+    s->euid = geteuid();
+    s->timeout_secs = opts->timeout_secs;
+    s->exe_path = opts->exe_path;
+    s->argv = opts->argv;
+    s->pid_file = opts->pid_file;
+    s->pid_file_fd = opts->pid_file_fd;
+    if (pipe2(s->signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        vml_error_set_errno(err, VIR_FROM_RPC, errno, "cannot create the signal pipe");
+        return -1;
+    }
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (dmn_lockspaces_new(&s->lockspaces, err) < 0 ||
+        dmn_owners_new(opts->owner_kill_grace_ms, &s->owners, err) < 0 ||
+        dmn_checker_new(opts->lease_check_interval_ms, opts->lease_check_timeout_ms,
+                        monotonic_ms(), &s->checker, err) < 0)
+        return -1;
+    s->owners->pause_helper = opts->pause_helper;
+    s->ctx.lockspaces = s->lockspaces;
+    s->ctx.owners = s->owners;
+    s->ctx.checker = s->checker;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s->ctx.start_usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    }
+    return 0;
+}
+
+/*
+ * Reach the keeper and take back what it kept for us (a crash of the previous daemon):
+ * every lease it holds is verified and re-adopted with its owners before anything is
+ * served.  A keeper that cannot be reached is a loud error but not fatal: the daemon
+ * serves, and its locks then die with it.
+ */
+static void start_keeper(dmn_server *s, const dmn_server_options *opts)
+{
+    vml_error err = { 0 };
+    size_t adopted = 0, released = 0;
+
+    if (opts->keeper_path == NULL)
+        return;
+    if (dmn_keeper_open(opts->keeper_path, opts->log_outputs, &s->keeper, &err) < 0 ||
+        dmn_keeper_sync(s->keeper, s->lockspaces, s->owners, true, &adopted, &released,
+                        on_lease_lost, s, &err) < 0) {
+        VML_ERROR("no keeper: %s; leases will NOT survive a crash of this daemon",
+                  err.message);
+        dmn_keeper_free(s->keeper);
+        s->keeper = NULL;
+        return;
+    }
+    s->ctx.adopted = (unsigned int)adopted;
+    s->ctx.keeper_pid = dmn_keeper_pid(s->keeper);
+    if (adopted > 0 || released > 0)
+        VML_WARN("adopted %zu lease(s) of %zu owner(s) from keeper pid %u; released %zu "
+                 "whose holders all exited while no daemon ran", adopted, s->owners->count,
+                 s->ctx.keeper_pid, released);
+    else
+        VML_INFO("keeper pid %u at %s holds nothing from a previous daemon", s->ctx.keeper_pid,
+                 opts->keeper_path);
+    /* Adopted owners left without a lease (their other leases released) are forgotten. */
+    {
+        dmn_owner *next;
+        for (dmn_owner *o = s->owners->head; o != NULL; o = next) {
+            next = o->next;
+            dmn_owners_forget_if_idle(s->owners, o);
+        }
+    }
+    keeper_flush(s);
 }
 
 int dmn_server_new(const dmn_server_options *opts, dmn_server **out, vml_error *err)
@@ -743,16 +1212,7 @@ int dmn_server_new(const dmn_server_options *opts, dmn_server **out, vml_error *
             close(opts->admin_fd);
         return -1;
     }
-    s->signal_pipe[0] = s->signal_pipe[1] = -1;
-    s->reserve_fd = -1;
-    s->idle_since_ms = -1;
-    s->privileged = opts->privileged;
-    s->euid = geteuid();
-    s->timeout_secs = opts->timeout_secs;
-    s->listeners[0] = (listener){ .fd = -1, .kind = DMN_SOCKET_MAIN,
-                                  .max_clients = opts->max_clients };
-    s->listeners[1] = (listener){ .fd = -1, .kind = DMN_SOCKET_ADMIN,
-                                  .max_clients = opts->admin_max_clients };
+    server_preinit(s, opts);
     /* Adopt activation fds first: they are ours whatever fails next. */
     if (opts->main_fd >= 0 && listener_adopt(&s->listeners[0], opts->main_fd, err) < 0) {
         if (opts->admin_fd >= 0)
@@ -761,48 +1221,303 @@ int dmn_server_new(const dmn_server_options *opts, dmn_server **out, vml_error *
     }
     if (opts->admin_fd >= 0 && listener_adopt(&s->listeners[1], opts->admin_fd, err) < 0)
         goto out;
-    if (pipe2(s->signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        vml_error_set_errno(err, VIR_FROM_RPC, errno, "cannot create the signal pipe");
+    if (server_init(s, opts, err) < 0)
         goto out;
-    }
-    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (dmn_lockspaces_new(&s->lockspaces, err) < 0 ||
-        dmn_owners_new(opts->owner_kill_grace_ms, &s->owners, err) < 0)
-        goto out;
-    s->ctx.lockspaces = s->lockspaces;
-    s->ctx.owners = s->owners;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s->ctx.start_usec = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    }
+    start_keeper(s, opts);
     if ((opts->main_fd < 0 &&
          listener_bind(&s->listeners[0], opts->main_path, opts->privileged, err) < 0) ||
         (opts->admin_fd < 0 &&
          listener_bind(&s->listeners[1], opts->admin_path, opts->privileged, err) < 0))
         goto out;
     signal_pipe_write = s->signal_pipe[1];
+    s->started = true;
     *out = s;
     s = NULL;
     ret = 0;
  out:
-    dmn_server_free(s);
+    dmn_server_free(s);     /* not started: abandons (the keeper keeps what was adopted) */
     return ret;
 }
 
-void dmn_server_free(dmn_server *s)
+/* ---- restore from a handover ---- */
+
+static int restore_client(dmn_server *s, const vml_ho_client *src, vml_error *err)
 {
-    if (s == NULL)
-        return;
+    listener *l = &s->listeners[src->kind == DMN_SOCKET_ADMIN ? 1 : 0];
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    dmn_client *c = calloc(1, sizeof(*c));
+    int fl;
+
+    if (c == NULL) {
+        close(src->fd);
+        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore a client");
+        return -1;
+    }
+    c->fd = src->fd;
+    c->via = l;
+    dmn_session_init(&c->session, l->kind, src->peer_pid, src->peer_uid);
+    /* Link first: from here on the client is freed with the server. */
+    c->prev = s->clients_tail;
+    if (s->clients_tail != NULL)
+        s->clients_tail->next = c;
+    else
+        s->clients_head = c;
+    s->clients_tail = c;
+    l->nclients++;
+    s->ctx.nclients++;
+    if ((fl = fcntl(c->fd, F_GETFL)) < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(c->fd, F_SETFD, FD_CLOEXEC) < 0 ||
+        getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        vml_error_set_errno(err, VIR_FROM_RPC, errno,
+                            "handed-over client descriptor %d is not a connected socket", c->fd);
+        return -1;
+    }
+    if (cred.pid != src->peer_pid || cred.uid != src->peer_uid) {
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                      "handed-over client descriptor %d is peer pid %d uid %u, the handover "
+                      "says pid %d uid %u", c->fd, (int)cred.pid, (unsigned int)cred.uid,
+                      src->peer_pid, src->peer_uid);
+        return -1;
+    }
+    if (src->registered) {
+        if (dmn_identity_copy(&c->session.owner, &src->owner, err) < 0)
+            return -1;
+        c->session.registered = true;
+    }
+    c->session.restricted = src->restricted;
+    if (src->input.input_len > 0) {
+        size_t n = src->input.input_len;
+
+        if (n < sizeof(c->word)) {
+            memcpy(c->word, src->input.input_val, n);
+            c->word_got = n;
+        } else {
+            memcpy(c->word, src->input.input_val, sizeof(c->word));
+            c->word_got = sizeof(c->word);
+            if (vml_wire_frame_length(c->word, VML_WIRE_MAX_MESSAGE, &c->in_total) < 0 ||
+                n > c->in_total || (c->in = malloc(c->in_total)) == NULL) {
+                vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                              "handed-over client %d has a partial message of %zu bytes that "
+                              "does not frame", c->fd, n);
+                return -1;
+            }
+            memcpy(c->in, src->input.input_val, n);
+            c->in_len = n;
+            c->in_cap = c->in_total;
+        }
+    }
+    if (src->output.output_len > 0) {
+        if ((c->out = malloc(src->output.output_len)) == NULL) {
+            vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore a client");
+            return -1;
+        }
+        memcpy(c->out, src->output.output_val, src->output.output_len);
+        c->out_len = src->output.output_len;
+    }
+    return 0;
+}
+
+static int restore_listener(listener *l, const vml_ho_listener *src, vml_error *err)
+{
+    if (listener_adopt(l, src->fd, err) < 0)
+        return -1;
+    l->max_clients = src->max_clients;
+    if (src->path[0] != '\0') {
+        if ((l->path = strdup(src->path)) == NULL) {
+            vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore a listener");
+            return -1;
+        }
+        l->dev = (dev_t)src->dev;
+        l->ino = (ino_t)src->ino;
+    }
+    return 0;
+}
+
+static int restore_state(dmn_server *s, const dmn_server_options *opts, const vml_handover *ho,
+                         vml_error *err)
+{
+    dmn_lockspaces *reg = s->lockspaces;
+    int64_t now = monotonic_ms();
+
+    (void)opts;
+    s->ctx.start_usec = ho->start_usec;
+    s->ctx.reexecs = ho->reexecs;
+    s->ctx.adopted = ho->adopted;
+    reg->epoch = ho->epoch;
+    reg->next_id = ho->next_lease_id;
+    reg->next_seq = ho->next_seq != 0 ? ho->next_seq : 1;
+    reg->next_batch = ho->next_batch;
+    reg->acquires = ho->acquires;
+    reg->conflicts = ho->conflicts;
+    reg->lost = ho->lost_leases;
+    s->owners->kills = ho->owner_kills;
+    for (u_int i = 0; i < ho->listeners.listeners_len; i++) {
+        const vml_ho_listener *src = &ho->listeners.listeners_val[i];
+        listener *l = &s->listeners[src->kind == DMN_SOCKET_ADMIN ? 1 : 0];
+
+        if (l->fd >= 0) {
+            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                          "the handover names two %s listeners", socket_name(l->kind));
+            return -1;
+        }
+        if (restore_listener(l, src, err) < 0)
+            return -1;
+    }
+    if (s->listeners[0].fd < 0 || s->listeners[1].fd < 0) {
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                      "the handover lacks a listening socket");
+        return -1;
+    }
+    if (ho->keeper_fd >= 0) {
+        if (dmn_keeper_inherit(opts->keeper_path != NULL ? opts->keeper_path : "",
+                               opts->log_outputs, ho->keeper_fd, ho->keeper_pid, &s->keeper,
+                               err) < 0)
+            return -1;
+        dmn_lockspaces_set_journaling(reg, true);
+    }
+    for (u_int i = 0; i < ho->lockspaces.lockspaces_len; i++) {
+        const char *path = ho->lockspaces.lockspaces_val[i];
+
+        if (dmn_lockspaces_find(reg, path) == NULL && dmn_lockspaces_add(reg, path, NULL, err) < 0)
+            return -1;
+    }
+    for (u_int i = 0; i < ho->generations.generations_len; i++) {
+        const vml_ho_generation *g = &ho->generations.generations_val[i];
+
+        if (dmn_generation_restore(reg, g->lockspace, g->name, g->generation, g->run_start,
+                                   &g->last, g->last_since_usec, err) < 0)
+            return -1;
+    }
+    for (u_int i = 0; i < ho->owners.owners_len; i++) {
+        const vml_ho_owner *src = &ho->owners.owners_val[i];
+        dmn_owner *owner = NULL;
+        int rc = dmn_owners_adopt(s->owners, &src->identity, src->start_time, src->pidfd,
+                                  &owner, err);
+
+        if (rc < 0)
+            return -1;
+        if (rc > 0) {
+            VML_INFO("owner pid %u (domain '%s') exited during the re-exec", src->identity.pid,
+                     src->identity.name);
+            continue;
+        }
+        if (owner->pidfd >= 0 && fcntl(owner->pidfd, F_SETFD, FD_CLOEXEC) < 0) {
+            vml_error_set_errno(err, VIR_FROM_RPC, errno, "cannot restore owner pid %u",
+                                owner->pid);
+            return -1;
+        }
+        if (dmn_owner_set_lockfailure(owner, src->on_lockfailure, src->uri, err) < 0)
+            return -1;
+        owner->kill_pending = src->kill_pending;
+        owner->sigkill_sent = src->sigkill_sent;
+        owner->sigkill_at_ms = now + src->sigkill_in_ms;
+    }
+    for (u_int i = 0; i < ho->leases.leases_len; i++) {
+        const vml_ho_lease *src = &ho->leases.leases_val[i];
+        const vml_snap_lease *snap = &src->snap;
+        size_t n = snap->holders.holders_len;
+        dmn_owner **holders = calloc(n + 1, sizeof(*holders));
+        int64_t *since = calloc(n + 1, sizeof(*since));
+        dmn_lease *lease = NULL;
+        struct stat st;
+        int verdict;
+        int rc;
+
+        if (holders == NULL || since == NULL) {
+            free(holders);
+            free(since);
+            close(src->fd);
+            vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore lease %s", snap->path);
+            return -1;
+        }
+        /* THE check the handover exists for: the lock must have survived the exec. */
+        verdict = fstat(src->fd, &st) == 0 && (uint64_t)st.st_dev == snap->dev &&
+                  (uint64_t)st.st_ino == snap->ino
+                  ? dmn_lease_verify_lock(src->fd, (snap->flags & VML_LS_ACQUIRE_SHARED) != 0)
+                  : -1;
+        if (verdict != 0 && !(snap->state_flags & VML_SNAP_LOST)) {
+            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                          "handed-over descriptor %d of lease %s %s", src->fd, snap->path,
+                          verdict > 0 ? "no longer holds its lock"
+                                      : "is not the locked file, or its lock cannot be read");
+            free(holders);
+            free(since);
+            close(src->fd);
+            return -1;
+        }
+        fcntl(src->fd, F_SETFD, FD_CLOEXEC);
+        for (size_t h = 0; h < n; h++) {
+            holders[h] = dmn_owners_find(s->owners, snap->holders.holders_val[h].identity.pid);
+            since[h] = snap->holders.holders_val[h].since_usec;
+        }
+        rc = dmn_lease_restore(reg, snap, src->fd, holders, since, n, s->keeper != NULL,
+                               &lease, err);
+        free(holders);
+        free(since);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int dmn_server_restore(const dmn_server_options *opts, const vml_handover *ho,
+                       dmn_server **out, vml_error *err)
+{
+    dmn_server *s = calloc(1, sizeof(*s));
+    int ret = -1;
+
+    if (s == NULL) {
+        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot create the server");
+        goto out;
+    }
+    server_preinit(s, opts);
+    if (server_init(s, opts, err) < 0)
+        goto out;
+    /* Clients are restored after the listeners their counts belong to. */
+    if (restore_state(s, opts, ho, err) < 0)
+        goto out;
+    for (u_int i = 0; i < ho->clients.clients_len; i++) {
+        if (restore_client(s, &ho->clients.clients_val[i], err) < 0)
+            goto out;
+    }
+    /* Owners whose holdings all went (they exited during the exec) are forgotten. */
+    {
+        dmn_owner *next;
+        for (dmn_owner *o = s->owners->head; o != NULL; o = next) {
+            next = o->next;
+            dmn_owners_forget_if_idle(s->owners, o);
+        }
+    }
+    s->ctx.keeper_pid = dmn_keeper_pid(s->keeper);
+    signal_pipe_write = s->signal_pipe[1];
+    s->started = true;
+    VML_WARN("re-exec complete: %zu lease(s), %u owner(s), %u client(s) taken over "
+             "(re-exec #%u)", s->lockspaces->nleases, (unsigned int)s->owners->count,
+             s->ctx.nclients, s->ctx.reexecs);
+    keeper_flush(s);
+    *out = s;
+    s = NULL;
+    ret = 0;
+ out:
+    dmn_server_abandon(s);
+    return ret;
+}
+
+/* Close everything but the leases and the keeper. */
+static void server_close_common(dmn_server *s)
+{
     if (signal_pipe_write == s->signal_pipe[1])
         signal_pipe_write = -1;
     /* At shutdown owners are not killed: close the connections without the hangup logic. */
     while (s->clients_head != NULL)
         client_free(s, s->clients_head);
-    if (s->lockspaces != NULL && s->lockspaces->nleases > 0)
-        VML_INFO("releasing %zu lease(s) at shutdown", s->lockspaces->nleases);
-    dmn_lockspaces_free(s->lockspaces);
+}
+
+static void server_free_rest(dmn_server *s)
+{
     dmn_owners_free(s->owners);
+    dmn_checker_free(s->checker);
     listener_close(&s->listeners[1]);
     listener_close(&s->listeners[0]);
     if (s->reserve_fd >= 0)
@@ -814,4 +1529,36 @@ void dmn_server_free(dmn_server *s)
     free(s->slots);
     free(s->pfds);
     free(s);
+}
+
+void dmn_server_abandon(dmn_server *s)
+{
+    if (s == NULL)
+        return;
+    server_close_common(s);
+    if (s->lockspaces != NULL && s->lockspaces->nleases > 0)
+        VML_WARN("exiting without releasing %zu lease(s): %s", s->lockspaces->nleases,
+                 s->keeper != NULL ? "the keeper keeps them for the next daemon"
+                                   : "there is no keeper: their locks go with this process");
+    dmn_lockspaces_abandon(s->lockspaces);
+    dmn_keeper_free(s->keeper);
+    server_free_rest(s);
+}
+
+void dmn_server_free(dmn_server *s)
+{
+    if (s == NULL)
+        return;
+    if (!s->started) {
+        dmn_server_abandon(s);
+        return;
+    }
+    server_close_common(s);
+    if (s->lockspaces != NULL && s->lockspaces->nleases > 0)
+        VML_INFO("releasing %zu lease(s) at shutdown", s->lockspaces->nleases);
+    /* Released first (records cleared, locks dropped), then the keeper is sent away. */
+    dmn_lockspaces_free(s->lockspaces);
+    dmn_keeper_bye(s->keeper);
+    dmn_keeper_free(s->keeper);
+    server_free_rest(s);
 }

@@ -20,6 +20,7 @@
 #include "vml_error.h"
 #include "vml_log.h"
 #include "dmn_config.h"
+#include "dmn_handover.h"
 #include "dmn_server.h"
 
 #define PROGRAM "vmlockd"
@@ -35,6 +36,7 @@ typedef struct options {
     const char *config_file;
     const char *pid_file;
     unsigned int timeout_secs;
+    int handover_fd;                /* -1, or the previous image's handover (SIGUSR1 re-exec) */
 } options;
 
 static void usage(FILE *out)
@@ -51,7 +53,9 @@ static void usage(FILE *out)
             "  -v, --verbose         log at info level\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
-            "      --test-config     check the configuration, print the effective settings, exit\n",
+            "      --test-config     check the configuration, print the effective settings, exit\n"
+            "      --handover-fd N   (internal) continue a running daemon from its handover;\n"
+            "                        SIGUSR1 re-executes the daemon this way\n",
             PROGRAM, TIMEOUT_MAX);
 }
 
@@ -83,6 +87,7 @@ static int parse_args(int argc, char **argv, options *opts)
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { "test-config", no_argument, NULL, 'T' },
+        { "handover-fd", required_argument, NULL, 'H' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -125,6 +130,18 @@ static int parse_args(int argc, char **argv, options *opts)
         case 'T':
             opts->test_config = true;
             break;
+        case 'H': {
+            char *end = NULL;
+            long value;
+
+            errno = 0;
+            value = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || value < 3 || value > INT_MAX)
+                return bad_usage("invalid --handover-fd '%s': expected a descriptor number "
+                                 "from 3 up", optarg);
+            opts->handover_fd = (int)value;
+            break;
+        }
         case ':':
             return bad_usage("option '%s' needs an argument", argv[optind - 1]);
         default:
@@ -538,14 +555,77 @@ static int setup_logging(const dmn_config *cfg, bool daemonized, vml_error *err)
     return ret;
 }
 
+/* The binary SIGUSR1 re-executes: this one's path as it was when it started (a package
+ * upgrade replaces the file at that path).  Caller frees; NULL when unknown. */
+static char *own_executable(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+    if (n <= 0)
+        return NULL;
+    path[n] = '\0';
+    return strdup(path);
+}
+
+/* Continue the daemon of the previous image from its handover: LOUD failure or serving. */
+static int run_from_handover(const options *opts, dmn_config *cfg, dmn_server_options *sopts,
+                             int *pid_fd)
+{
+    vml_handover ho;
+    vml_error err = { 0 };
+    dmn_server *server = NULL;
+    int exit_code = 1;
+
+    if (dmn_handover_read(opts->handover_fd, &ho, &err) < 0)
+        goto out;
+    *pid_fd = ho.pid_file_fd;
+    if (fcntl(*pid_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        vml_error_set_errno(&err, VIR_FROM_RPC, errno, "cannot keep the pid file");
+        goto out;
+    }
+    if (cfg->pid_file != NULL && strcmp(cfg->pid_file, ho.pid_file) != 0)
+        VML_WARN("the pid file is still %s (the configuration now names %s)", ho.pid_file,
+                 cfg->pid_file);
+    free(cfg->pid_file);
+    cfg->pid_file = strdup(ho.pid_file);
+    sopts->pid_file = cfg->pid_file;
+    sopts->pid_file_fd = *pid_fd;
+    if (dmn_server_restore(sopts, &ho, &server, &err) < 0)
+        goto out;
+    notify_service_manager("READY=1");
+    if (dmn_server_run(server, &err) < 0) {
+        VML_ERROR("%s", err.message);
+        dmn_server_abandon(server);
+        server = NULL;
+        vml_error_clear(&err);
+        goto out;
+    }
+    exit_code = 0;
+    notify_service_manager("STOPPING=1");
+    VML_INFO("vmlockd stopping");
+ out:
+    if (err.code != 0) {
+        /* Never a silent empty start: the keeper still holds every lock, and a plain
+         * restart of the daemon adopts them. */
+        VML_ERROR("HANDOVER FAILED, exiting: %s", err.message);
+        fprintf(stderr, "%s: handover failed: %s\n", PROGRAM, err.message);
+    }
+    dmn_server_free(server);
+    xdr_free((xdrproc_t)xdr_vml_handover, (char *)&ho);
+    return exit_code;
+}
+
 int main(int argc, char **argv)
 {
-    options opts = { 0 };
+    options opts = { .handover_fd = -1 };
     dmn_config cfg;
     vml_error err = { 0 };
     dmn_server *server = NULL;
-    dmn_server_options sopts = { .main_fd = -1, .admin_fd = -1 };
+    dmn_server_options sopts = { .main_fd = -1, .admin_fd = -1, .pid_file_fd = -1 };
     char *config_file = NULL;
+    char *outputs = NULL;
+    char *exe = NULL;
     bool privileged = geteuid() == 0;
     int pid_fd = -1;
     int exit_code = 1;
@@ -582,8 +662,33 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto out;
     }
-    if (setup_logging(&cfg, opts.daemon, &err) < 0 ||
-        take_activation_fds(&sopts.main_fd, &sopts.admin_fd, &err) < 0)
+    if (setup_logging(&cfg, opts.daemon, &err) < 0)
+        goto out;
+    exe = own_executable();
+    outputs = dmn_config_effective_log_outputs(&cfg, opts.daemon);
+    sopts.main_path = cfg.unix_sock_path;
+    sopts.admin_path = cfg.admin_unix_sock_path;
+    sopts.privileged = privileged;
+    sopts.max_clients = cfg.max_clients;
+    sopts.admin_max_clients = cfg.admin_max_clients;
+    sopts.owner_kill_grace_ms = cfg.owner_kill_grace_ms;
+    sopts.timeout_secs = opts.timeout_secs;
+    sopts.lease_check_interval_ms = cfg.lease_check_interval_ms;
+    sopts.lease_check_timeout_ms = cfg.lease_check_timeout_ms;
+    sopts.pause_helper = cfg.lockfailure_pause_helper;
+    sopts.keeper_path = cfg.keeper_sock_path;
+    sopts.log_outputs = outputs;
+    sopts.exe_path = exe;
+    sopts.argv = argv;
+    if (opts.handover_fd >= 0) {
+        /* A re-exec: already detached, already holding the pid file and every socket. */
+        if (install_signals(&err) < 0)
+            goto out;
+        raise_fd_limit();
+        exit_code = run_from_handover(&opts, &cfg, &sopts, &pid_fd);
+        goto out;
+    }
+    if (take_activation_fds(&sopts.main_fd, &sopts.admin_fd, &err) < 0)
         goto out;
     if (opts.daemon && daemonize(&err) < 0)
         goto out;
@@ -592,13 +697,8 @@ int main(int argc, char **argv)
     raise_fd_limit();
     if (pidfile_acquire(cfg.pid_file, privileged, &pid_fd, &err) < 0)
         goto out;
-    sopts.main_path = cfg.unix_sock_path;
-    sopts.admin_path = cfg.admin_unix_sock_path;
-    sopts.privileged = privileged;
-    sopts.max_clients = cfg.max_clients;
-    sopts.admin_max_clients = cfg.admin_max_clients;
-    sopts.owner_kill_grace_ms = cfg.owner_kill_grace_ms;
-    sopts.timeout_secs = opts.timeout_secs;
+    sopts.pid_file = cfg.pid_file;
+    sopts.pid_file_fd = pid_fd;
     rc = dmn_server_new(&sopts, &server, &err);
     sopts.main_fd = sopts.admin_fd = -1;    /* the server owns them now */
     if (rc < 0)
@@ -610,6 +710,9 @@ int main(int argc, char **argv)
     if (dmn_server_run(server, &err) < 0) {
         VML_ERROR("%s", err.message);
         vml_error_clear(&err);      /* not a start-up error: logged, nothing to report */
+        /* The loop itself failed: leave the locks to the keeper rather than drop them. */
+        dmn_server_abandon(server);
+        server = NULL;
     } else {
         exit_code = 0;
     }
@@ -626,6 +729,8 @@ int main(int argc, char **argv)
     pidfile_release(cfg.pid_file, pid_fd);
     if (ready_fd >= 0)
         close(ready_fd);
+    free(outputs);
+    free(exe);
     free(config_file);
     dmn_config_clear(&cfg);
     vml_log_reset();

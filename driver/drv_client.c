@@ -19,26 +19,33 @@
 #define SPAWN_LOCK_FILE "vmlockd.lock"
 
 /*
- * Set once a daemon answered the batch program with "Cannot find program" (virtlockd), so
- * later calls skip the probe; cleared when the connection fails in a way that suggests the
- * daemon was restarted (maybe replaced by vmlockd).  Shared by every libvirtd thread, hence
- * atomic; a stale value only costs one extra round trip, never correctness.
+ * What the daemon answered to the extension program, so later calls skip the probes:
+ * PEER_V1 once extension version 2 was unknown but version 1 worked (an older vmlockd),
+ * PEER_VIRTLOCKD once the program itself was unknown.  Cleared when the connection fails in
+ * a way that suggests the daemon was restarted (maybe replaced).  Shared by every libvirtd
+ * thread, hence atomic; a stale value only costs one extra round trip, never correctness.
  */
-static int peer_is_virtlockd;
+enum { PEER_V2 = 0, PEER_V1 = 1, PEER_VIRTLOCKD = 2 };
+static int peer_kind;
 
 bool drv_client_peer_is_virtlockd(void)
 {
-    return __atomic_load_n(&peer_is_virtlockd, __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&peer_kind, __ATOMIC_RELAXED) == PEER_VIRTLOCKD;
+}
+
+bool drv_client_peer_is_v1(void)
+{
+    return __atomic_load_n(&peer_kind, __ATOMIC_RELAXED) == PEER_V1;
 }
 
 void drv_client_forget_peer(void)
 {
-    __atomic_store_n(&peer_is_virtlockd, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&peer_kind, PEER_V2, __ATOMIC_RELAXED);
 }
 
-static void remember_virtlockd(void)
+static void remember_peer(int kind)
 {
-    __atomic_store_n(&peer_is_virtlockd, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&peer_kind, kind, __ATOMIC_RELAXED);
 }
 
 /* An error made by our side of the connection (it broke), not one the daemon replied with. */
@@ -278,21 +285,80 @@ static int call_resource(vml_client *client, int proc, const vml_ext_resource *r
                      err);
 }
 
+static int check_count(size_t count, vml_error *err)
+{
+    if (count <= VML_EXT_BATCH_MAX)
+        return 0;
+    vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_CONFIG_UNSUPPORTED,
+                  "a domain may have at most %d lock resources, not %zu",
+                  VML_EXT_BATCH_MAX, count);
+    return -1;
+}
+
+/* Version 1 resources of version 2 ones: strings borrowed, generation flag dropped.  *out
+ * is malloc'd (NULL for count 0), freed with free(). */
+static int downgrade(const vml_ext_resource2 *resources, size_t count, vml_ext_resource **out,
+                     vml_error *err)
+{
+    *out = NULL;
+    if (count == 0)
+        return 0;
+    *out = calloc(count, sizeof(**out));
+    if (*out == NULL) {
+        vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot build the lock request");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        (*out)[i].lockspace = resources[i].lockspace;
+        (*out)[i].name = resources[i].name;
+        (*out)[i].disk = resources[i].disk;
+        (*out)[i].flags = resources[i].flags & (VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE);
+    }
+    return 0;
+}
+
+/* Extension version 1 batch (an older vmlockd). */
 static int call_batch(vml_client *client, int proc, const vml_ls_owner *owner,
                       const vml_ext_resource *resources, size_t count, vml_error *err)
 {
     vml_ext_batch_args args = { .owner = *owner, .flags = 0 };
 
-    if (count > VML_EXT_BATCH_MAX) {
-        vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_CONFIG_UNSUPPORTED,
-                      "a domain may have at most %d lock resources, not %zu",
-                      VML_EXT_BATCH_MAX, count);
+    if (check_count(count, err) < 0)
         return -1;
-    }
     args.resources.resources_len = (u_int)count;
     args.resources.resources_val = (vml_ext_resource *)resources;
     return call_void(client, VML_EXT_PROGRAM, proc, (xdrproc_t)xdr_vml_ext_batch_args, &args,
                      err);
+}
+
+/* Extension version 2: BATCH_ACQUIRE, BATCH_RELEASE or INQUIRE, generations into gens. */
+static int call_batch2(vml_client *client, int proc, const vml_ls_owner *owner,
+                       const vml_ext_resource2 *resources, size_t count,
+                       virDomainLockFailureAction action, const char *uri,
+                       vml_ext_generation *gens, vml_error *err)
+{
+    vml_ext_batch2_args args = { .owner = *owner, .on_lockfailure = (int)action,
+                                 .uri = (char *)(uri != NULL ? uri : ""), .flags = 0 };
+    vml_ext_batch2_ret ret = { { 0, NULL } };
+    int rc;
+
+    if (check_count(count, err) < 0)
+        return -1;
+    args.resources.resources_len = (u_int)count;
+    args.resources.resources_val = (vml_ext_resource2 *)resources;
+    rc = vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2, proc,
+                         (xdrproc_t)xdr_vml_ext_batch2_args, &args,
+                         (xdrproc_t)xdr_vml_ext_batch2_ret, &ret, err);
+    if (rc == 0 && ret.generations.generations_len != count) {
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_RPC,
+                      "the lock daemon returned %u generations for %zu resources",
+                      ret.generations.generations_len, count);
+        rc = -1;
+    }
+    if (rc == 0 && gens != NULL && count > 0)
+        memcpy(gens, ret.generations.generations_val, count * sizeof(gens[0]));
+    xdr_free((xdrproc_t)xdr_vml_ext_batch2_ret, (char *)&ret);
+    return rc;
 }
 
 /* virtlockd names only the lease (often a hash) when busy: say which disk that is. */
@@ -378,28 +444,62 @@ static int fallback_release(vml_client *client, const vml_ls_owner *owner,
 }
 
 /*
- * Try the batch procedure unless the daemon is known to be virtlockd.  Returns 0/-1 for a
- * batch answer, 1 when the caller must use the per-resource procedures.
+ * The batch procedure in the newest version the daemon knows: version 2 (generations into
+ * gens), else version 1 (an older vmlockd: gens left as they are).  Returns 0/-1 for a
+ * batch answer, 1 when the daemon is virtlockd and the caller must use the per-resource
+ * procedures.
  */
 static int try_batch(vml_client *client, int proc, const vml_ls_owner *owner,
-                     const vml_ext_resource *resources, size_t count, vml_error *err)
+                     const vml_ext_resource2 *resources, size_t count,
+                     virDomainLockFailureAction action, const char *uri,
+                     vml_ext_generation *gens, vml_error *err)
 {
+    vml_ext_resource *v1 = NULL;
     vml_error batch_err;
+    int rc = -1;
 
     if (drv_client_peer_is_virtlockd())
         return 1;
     vml_error_clear(&batch_err);
-    if (call_batch(client, proc, owner, resources, count, &batch_err) == 0)
-        return 0;
+    if (!drv_client_peer_is_v1()) {
+        if (call_batch2(client, proc, owner, resources, count, action, uri, gens,
+                        &batch_err) == 0)
+            return 0;
+        if (!is_unknown_program(&batch_err))
+            goto fail;
+        VML_INFO("the lock daemon does not know program 0x%x version %d: trying version %d",
+                 (unsigned int)VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2,
+                 VML_EXT_PROTOCOL_VERSION);
+        remember_peer(PEER_V1);
+        vml_error_clear(&batch_err);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (resources[i].flags & VML_EXT_RESOURCE_EXPECT_GENERATION) {
+            VML_WARN("the lock daemon cannot check lease generations (it predates them): "
+                     "resuming '%s' without checking that nobody held it meanwhile",
+                     resources[i].disk[0] != '\0' ? resources[i].disk : resources[i].name);
+            break;
+        }
+    }
+    if (downgrade(resources, count, &v1, err) < 0)
+        return -1;
+    if (call_batch(client, proc, owner, v1, count, &batch_err) == 0) {
+        rc = 0;
+        goto out;
+    }
     if (is_unknown_program(&batch_err)) {
         VML_INFO("the lock daemon does not know program 0x%x (it is virtlockd): using "
                  "per-resource calls", (unsigned int)VML_EXT_PROGRAM);
-        remember_virtlockd();
-        return 1;
+        remember_peer(PEER_VIRTLOCKD);
+        rc = 1;
+        goto out;
     }
+ fail:
     if (err != NULL)
         *err = batch_err;
-    return -1;
+ out:
+    free(v1);
+    return rc;
 }
 
 int drv_client_register(const char *sock_path, const vml_ls_owner *owner, bool restrict_conn,
@@ -436,41 +536,93 @@ int drv_client_register(const char *sock_path, const vml_ls_owner *owner, bool r
     return ret;
 }
 
+/* Every generation unknown (the daemon cannot tell). */
+static void clear_generations(vml_ext_generation *gens, size_t count)
+{
+    if (gens != NULL && count > 0)
+        memset(gens, 0, count * sizeof(gens[0]));
+}
+
 int drv_client_acquire(const char *sock_path, const vml_ls_owner *owner,
-                       const vml_ext_resource *resources, size_t count, const char *state,
-                       virDomainLockFailureAction action, vml_error *err)
+                       const vml_ext_resource2 *resources, size_t count,
+                       virDomainLockFailureAction action, const char *uri,
+                       vml_ext_generation *gens, vml_error *err)
 {
     vml_client client = { .fd = -1 };
+    vml_ext_resource *v1 = NULL;
     int ret = -1;
     int rc;
 
-    /* Accepted and not used yet: lockd ignores both too. */
-    (void)state;
-    (void)action;
+    clear_generations(gens, count);
     if (drv_client_connect(&client, sock_path, err) < 0)
         goto out;
-    rc = try_batch(&client, VML_EXT_PROC_BATCH_ACQUIRE, owner, resources, count, err);
-    if (rc == 1)
-        rc = fallback_acquire(&client, owner, resources, count, err);
+    rc = try_batch(&client, VML_EXT_PROC_BATCH_ACQUIRE, owner, resources, count, action, uri,
+                   gens, err);
+    if (rc == 1) {
+        if (downgrade(resources, count, &v1, err) < 0)
+            goto out;
+        rc = fallback_acquire(&client, owner, v1, count, err);
+    }
     ret = rc;
  out:
+    free(v1);
     vml_client_close(&client);
     return ret;
 }
 
 int drv_client_release(const char *sock_path, const vml_ls_owner *owner,
-                       const vml_ext_resource *resources, size_t count, vml_error *err)
+                       const vml_ext_resource2 *resources, size_t count,
+                       vml_ext_generation *gens, vml_error *err)
 {
     vml_client client = { .fd = -1 };
+    vml_ext_resource *v1 = NULL;
     int ret = -1;
     int rc;
 
+    clear_generations(gens, count);
     if (drv_client_connect(&client, sock_path, err) < 0)
         goto out;
-    rc = try_batch(&client, VML_EXT_PROC_BATCH_RELEASE, owner, resources, count, err);
-    if (rc == 1)
-        rc = fallback_release(&client, owner, resources, count, err);
+    rc = try_batch(&client, VML_EXT_PROC_BATCH_RELEASE, owner, resources, count,
+                   VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, gens, err);
+    if (rc == 1) {
+        if (downgrade(resources, count, &v1, err) < 0)
+            goto out;
+        rc = fallback_release(&client, owner, v1, count, err);
+    }
     ret = rc;
+ out:
+    free(v1);
+    vml_client_close(&client);
+    return ret;
+}
+
+int drv_client_inquire(const char *sock_path, const vml_ls_owner *owner,
+                       const vml_ext_resource2 *resources, size_t count,
+                       vml_ext_generation *gens, vml_error *err)
+{
+    vml_client client = { .fd = -1 };
+    vml_error call_err;
+    int ret = -1;
+
+    clear_generations(gens, count);
+    if (count == 0 || drv_client_peer_is_virtlockd() || drv_client_peer_is_v1())
+        return 0;
+    if (drv_client_connect(&client, sock_path, err) < 0)
+        goto out;
+    vml_error_clear(&call_err);
+    if (call_batch2(&client, VML_EXT_PROC_INQUIRE, owner, resources, count,
+                    VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, gens, &call_err) < 0) {
+        if (!is_unknown_program(&call_err)) {
+            if (err != NULL)
+                *err = call_err;
+            goto out;
+        }
+        /* virtlockd or an older vmlockd: no generations to report (the next batch tells
+         * which of the two it is). */
+        remember_peer(PEER_V1);
+        clear_generations(gens, count);
+    }
+    ret = 0;
  out:
     vml_client_close(&client);
     return ret;

@@ -40,31 +40,48 @@ int drv_client_register(const char *sock_path, const vml_ls_owner *owner, bool r
                         int *fd, vml_error *err);
 
 /*
- * Acquire resources[0..count) for owner, all or nothing: one BATCH_ACQUIRE with vmlockd;
- * with virtlockd (which answers "Cannot find program"), REGISTER + one ACQUIRE_RESOURCE per
- * resource on the same connection, releasing what this call took when one fails.
- * state and action are the caller's drvAcquire arguments, not used yet (lock state
- * generations and <on_lockfailure> will use them).
+ * Acquire resources[0..count) for owner, all or nothing.  With vmlockd: one BATCH_ACQUIRE of
+ * extension version 2, carrying the expected generations (VML_EXT_RESOURCE_EXPECT_GENERATION
+ * resources), the domain's <on_lockfailure> action and its libvirt uri (may be NULL), and
+ * filling gens (count entries; may be NULL) with the generations acquired.  A daemon that
+ * only knows version 1 (an older vmlockd) gets version 1 without generations; virtlockd
+ * (which answers "Cannot find program" to both) gets REGISTER + one ACQUIRE_RESOURCE per
+ * resource on the same connection, releasing what this call took when one fails.  Against
+ * those two, expected generations cannot be checked (a warning says so) and gens report
+ * held false.
  */
 int drv_client_acquire(const char *sock_path, const vml_ls_owner *owner,
-                       const vml_ext_resource *resources, size_t count, const char *state,
-                       virDomainLockFailureAction action, vml_error *err);
+                       const vml_ext_resource2 *resources, size_t count,
+                       virDomainLockFailureAction action, const char *uri,
+                       vml_ext_generation *gens, vml_error *err);
 
 /*
- * Release resources[0..count) held by owner: BATCH_RELEASE, or with virtlockd REGISTER +
+ * Release resources[0..count) held by owner: BATCH_RELEASE (version 2 fills gens, count
+ * entries, may be NULL, with the generations released), or with virtlockd REGISTER +
  * RELEASE_RESOURCE each, carrying on past failures.  Reports the first failure.
  */
 int drv_client_release(const char *sock_path, const vml_ls_owner *owner,
-                       const vml_ext_resource *resources, size_t count, vml_error *err);
+                       const vml_ext_resource2 *resources, size_t count,
+                       vml_ext_generation *gens, vml_error *err);
+
+/*
+ * The generations of resources[0..count) that owner holds now (INQUIRE, version 2) into
+ * gens (count entries).  A daemon without version 2 leaves every entry held false.
+ */
+int drv_client_inquire(const char *sock_path, const vml_ls_owner *owner,
+                       const vml_ext_resource2 *resources, size_t count,
+                       vml_ext_generation *gens, vml_error *err);
 
 /* CREATE_LOCKSPACE dir over an unregistered connection (idempotent on the daemon side). */
 int drv_client_create_lockspace(const char *sock_path, const char *dir, vml_error *err);
 
 /*
- * Whether the daemon was last seen to be virtlockd (no batch program).  Process-wide and
- * shared by all threads: the only mutable state of this module.  Exposed for tests.
+ * What the daemon was last seen to be: virtlockd (no extension program), or a vmlockd that
+ * only knows extension version 1.  Process-wide and shared by all threads: the only mutable
+ * state of this module.  Exposed for tests.
  */
 bool drv_client_peer_is_virtlockd(void);
+bool drv_client_peer_is_v1(void);
 void drv_client_forget_peer(void);
 
 #endif

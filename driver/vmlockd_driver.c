@@ -9,6 +9,7 @@
 #include "drv_config.h"
 #include "drv_error.h"
 #include "drv_resource.h"
+#include "drv_state.h"
 #include "lock_driver_abi.h"
 #include "vml_log.h"
 
@@ -32,6 +33,7 @@ typedef struct drv_domain {
     char *name;
     unsigned int id;
     unsigned int pid;
+    char *uri;                  /* libvirt's connection URI (for the pause action); may be NULL */
     drv_resource_set resources;
 } drv_domain;
 
@@ -40,6 +42,7 @@ static void domain_free(drv_domain *dom)
     if (dom == NULL)
         return;
     drv_resource_set_clear(&dom->resources);
+    free(dom->uri);
     free(dom->name);
     free(dom);
 }
@@ -228,7 +231,20 @@ static int domain_set_param(drv_domain *dom, const virLockManagerParam *param,
         dom->pid = param->value.ui;
         break;
     default:
-        break;      /* uri: not needed to lock anything */
+        /* uri: NULL on the paths where libvirt has none (pause, inquire, detach). */
+        if (param->value.cstr != NULL) {
+            if (strlen(param->value.cstr) > VML_EXT_URI_MAX) {
+                vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_INTERNAL_ERROR,
+                              "the connection URI is longer than %d bytes", VML_EXT_URI_MAX);
+                return -1;
+            }
+            dom->uri = strdup(param->value.cstr);
+            if (dom->uri == NULL) {
+                vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot copy the URI");
+                return -1;
+            }
+        }
+        break;
     }
     return 0;
 }
@@ -341,12 +357,44 @@ static int vmlockd_add_resource(virLockManager *man, unsigned int type, const ch
 
 /* ---- drvAcquire / drvRelease / drvInquire ---- */
 
-/* The wire form of the context's resources, computing the leases now (never on the start path). */
-static int domain_wire_resources(drv_domain *dom, vml_ext_resource **wire, vml_error *err)
+/*
+ * The wire form of the context's resources, computing the leases now (never on the start
+ * path): *wire (version 2, strings borrowed from dom) and *gens (zeroed, one per resource)
+ * are malloc'd, freed by the caller with free().
+ */
+static int domain_wire_resources(drv_domain *dom, vml_ext_resource2 **wire,
+                                 vml_ext_generation **gens, vml_error *err)
 {
-    if (drv_resource_set_resolve(&dom->resources, dom->config, NULL, err) < 0)
-        return -1;
-    return drv_resource_set_to_wire(&dom->resources, wire, err);
+    vml_ext_resource *v1 = NULL;
+    size_t n = dom->resources.count;
+    int ret = -1;
+
+    *wire = NULL;
+    *gens = NULL;
+    if (drv_resource_set_resolve(&dom->resources, dom->config, NULL, err) < 0 ||
+        drv_resource_set_to_wire(&dom->resources, &v1, err) < 0)
+        goto out;
+    if (n > 0 && ((*wire = calloc(n, sizeof(**wire))) == NULL ||
+                  (*gens = calloc(n, sizeof(**gens))) == NULL)) {
+        vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot build the lock request");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        (*wire)[i].lockspace = v1[i].lockspace;
+        (*wire)[i].name = v1[i].name;
+        (*wire)[i].disk = v1[i].disk;
+        (*wire)[i].flags = v1[i].flags;
+    }
+    ret = 0;
+ out:
+    if (ret < 0) {
+        free(*wire);
+        free(*gens);
+        *wire = NULL;
+        *gens = NULL;
+    }
+    free(v1);
+    return ret;
 }
 
 static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int flags,
@@ -356,7 +404,8 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
                                  VIR_LOCK_MANAGER_ACQUIRE_RESTRICT;
     bool register_only = (flags & VIR_LOCK_MANAGER_ACQUIRE_REGISTER_ONLY) != 0;
     bool restrict_conn = (flags & VIR_LOCK_MANAGER_ACQUIRE_RESTRICT) != 0;
-    vml_ext_resource *wire = NULL;
+    vml_ext_resource2 *wire = NULL;
+    vml_ext_generation *gens = NULL;
     drv_domain *dom = NULL;
     vml_ls_owner owner;
     int holder = -1;
@@ -378,16 +427,19 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
     }
     owner = domain_owner(dom);
 
-    /* The start path: fork-safe, no lease names computed. */
+    /* The start path: fork-safe, no lease names computed, no state looked at. */
     if (register_only || fd != NULL) {
         if (drv_client_register(dom->config->unix_sock_path, &owner, restrict_conn,
                                 fd != NULL ? &holder : NULL, &err) < 0)
             goto out;
     }
     if (!register_only && dom->resources.count > 0) {
-        if (domain_wire_resources(dom, &wire, &err) < 0 ||
+        /* A state from pause or migration makes this acquisition a fencing check: refused
+         * when another domain acquired one of the leases since (docs/LIFETIME.md). */
+        if (domain_wire_resources(dom, &wire, &gens, &err) < 0 ||
+            drv_state_apply(state, wire, dom->resources.count, &err) < 0 ||
             drv_client_acquire(dom->config->unix_sock_path, &owner, wire,
-                               dom->resources.count, state, action, &err) < 0)
+                               dom->resources.count, action, dom->uri, gens, &err) < 0)
             goto out;
     }
     if (fd != NULL) {
@@ -396,6 +448,7 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
     }
     ret = 0;
  out:
+    free(gens);
     free(wire);
     if (holder >= 0)
         close(holder);
@@ -406,7 +459,8 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
 
 static int vmlockd_release(virLockManager *man, char **state, unsigned int flags)
 {
-    vml_ext_resource *wire = NULL;
+    vml_ext_resource2 *wire = NULL;
+    vml_ext_generation *gens = NULL;
     drv_domain *dom = NULL;
     vml_ls_owner owner;
     vml_error err;
@@ -422,12 +476,16 @@ static int vmlockd_release(virLockManager *man, char **state, unsigned int flags
         goto out;
     }
     owner = domain_owner(dom);
-    if (domain_wire_resources(dom, &wire, &err) < 0 ||
+    if (domain_wire_resources(dom, &wire, &gens, &err) < 0 ||
         drv_client_release(dom->config->unix_sock_path, &owner, wire, dom->resources.count,
-                           &err) < 0)
+                           gens, &err) < 0)
+        goto out;
+    /* Pause: the generations released are what resume must find unchanged. */
+    if (state != NULL && drv_state_format(wire, gens, dom->resources.count, state, &err) < 0)
         goto out;
     ret = 0;
  out:
+    free(gens);
     free(wire);
     if (ret < 0)
         drv_error_report(&err);
@@ -436,17 +494,37 @@ static int vmlockd_release(virLockManager *man, char **state, unsigned int flags
 
 static int vmlockd_inquire(virLockManager *man, char **state, unsigned int flags)
 {
+    vml_ext_resource2 *wire = NULL;
+    vml_ext_generation *gens = NULL;
+    drv_domain *dom = NULL;
+    vml_ls_owner owner;
     vml_error err;
+    int ret = -1;
 
-    (void)man;
     vml_error_clear(&err);
     if (state != NULL)
         *state = NULL;
-    if (check_flags(flags, 0, "drvInquire", &err) < 0) {
-        drv_error_report(&err);
-        return -1;
+    if (check_flags(flags, 0, "drvInquire", &err) < 0 || get_domain(man, &dom, &err) < 0)
+        goto out;
+    if (state == NULL || dom->resources.count == 0) {
+        ret = 0;
+        goto out;
     }
-    return 0;
+    /* Migration: the generations held now travel in the cookie to the destination's
+     * drvAcquire (the same domain's uuid, so its own acquisition there passes). */
+    owner = domain_owner(dom);
+    if (domain_wire_resources(dom, &wire, &gens, &err) < 0 ||
+        drv_client_inquire(dom->config->unix_sock_path, &owner, wire, dom->resources.count,
+                           gens, &err) < 0 ||
+        drv_state_format(wire, gens, dom->resources.count, state, &err) < 0)
+        goto out;
+    ret = 0;
+ out:
+    free(gens);
+    free(wire);
+    if (ret < 0)
+        drv_error_report(&err);
+    return ret;
 }
 
 /* The one exported symbol (driver/vmlockd.map); libvirt reads it as a virLockDriver. */

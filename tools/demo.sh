@@ -19,9 +19,11 @@ DEMO=""
 DAEMON_PIDFILE=""
 STUB_PIDS=()
 
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
+
 say() {
     STEP=$((STEP + 1))
-    printf '\n\033[1m%d. %s\033[0m\n' "$STEP" "$*"
+    printf '\n%s%d. %s%s\n' "$BOLD" "$STEP" "$*" "$PLAIN"
 }
 
 # Show a command the way a user would type it, then run it (its output goes to the terminal).
@@ -120,7 +122,9 @@ OUT=$(show "$HOST" start --name vm2 --disk "$DISK") || { echo "$OUT"; fail "vm2 
 echo "$OUT"
 VM2_PID=$(sed -n 's/^started vm2 pid \([0-9]*\)$/\1/p' <<<"$OUT")
 [ -n "$VM2_PID" ] && STUB_PIDS+=("$VM2_PID")
-show "$VMLOCKCTL" --socket "$DEMO/vmlockd-admin-sock" list || fail "vmlockctl list failed"
+OUT=$(show "$VMLOCKCTL" --socket "$DEMO/vmlockd-admin-sock" list) || fail "vmlockctl list failed"
+echo "$OUT"
+grep -q "domain 'vm2'.* pid $VM2_PID" <<<"$OUT" || fail "vmlockctl list does not show vm2 holding the disk"
 
 say "Cleaning up: stopping vm2's QEMU and vmlockd, removing $DEMO"
 printf '\ndemo OK: vm2 was refused while vm1 held the disk and got it once vm1 was gone\n'

@@ -1,4 +1,4 @@
-/* vmlockctl.c: admin CLI for vmlockd: lists the leases held and shows the daemon's status over its admin socket. */
+/* vmlockctl.c: admin CLI for vmlockd: lists leases, shows the daemon's status, checks a domain's disks and the host's setup. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -6,50 +6,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "ctl_admin.h"
+#include "ctl_check.h"
+#include "ctl_doctor.h"
+#include "ctl_output.h"
+#include "ctl_plugin.h"
+#include "vml_log.h"
 #include "vml_wire.h"
 
-#define EXIT_DAEMON 1
-#define EXIT_USAGE 2
-
-#define ADMIN_SOCKET_NAME "vmlockd-admin-sock"
-#define ADMIN_SOCKET_SYSTEM "/run/vmlockd/" ADMIN_SOCKET_NAME
-
-/* A daemon whose cursor never reaches 0 must not keep us paging forever. */
-#define LIST_PAGES_MAX 65536
+#define COMMANDS "list, status, check or doctor"
 
 typedef struct ctl_args {
     const char *socket_path;
+    const char *config_path;    /* the plugin config (check, doctor) */
     bool json;
     const char *command;
+    char **operands;            /* after the command: check's XML, doctor's directories */
+    size_t noperands;
 } ctl_args;
-
-/* All pages of one LIST, kept until printed so that output is all or nothing. */
-typedef struct lease_pages {
-    vml_ext_list_ret *pages;
-    size_t npages;
-} lease_pages;
 
 static void usage(FILE *out)
 {
     fprintf(out,
-"usage: vmlockctl [--socket PATH] [--json] COMMAND\n"
+"usage: vmlockctl [--socket PATH] [--config FILE] [--json] COMMAND [ARGS]\n"
 "\n"
-"Asks vmlockd, over its admin socket, what it holds.\n"
+"Asks vmlockd, over its admin socket, what it holds; checks domains and the host.\n"
 "\n"
 "  --socket PATH   the admin socket (default $VMLOCKD_ADMIN_SOCK, else\n"
-"                  " ADMIN_SOCKET_SYSTEM " as root,\n"
-"                  $XDG_RUNTIME_DIR/vmlockd/" ADMIN_SOCKET_NAME " otherwise)\n"
+"                  " CTL_ADMIN_SOCKET_SYSTEM " as root,\n"
+"                  $XDG_RUNTIME_DIR/vmlockd/" CTL_ADMIN_SOCKET_NAME " otherwise)\n"
+"  --config FILE   the plugin's qemu-vmlockd.conf for check and doctor (default the one\n"
+"                  libvirt hands vmlockd.so: SYSCONFDIR/libvirt/qemu-vmlockd.conf as root)\n"
 "  --json          print JSON instead of text\n"
 "\n"
 "commands:\n"
-"  list      one line per lease: lockspace (or '(direct)'), resource, disk, mode and\n"
-"            its holders as \"domain 'NAME' uuid UUID pid PID since TIME\"\n"
-"  status    the daemon's version, pid, uptime and counters\n"
+"  list            one line per lease: lockspace (or '(direct)'), resource, disk, mode and\n"
+"                  its holders as \"domain 'NAME' uuid UUID pid PID since TIME\"\n"
+"  status          the daemon's version, pid, uptime and counters\n"
+"  check XML       for every disk and lease of a libvirt domain definition (a file, or -\n"
+"                  for standard input): is it locked, how, under which lease name, and is\n"
+"                  that lease free or held, by whom; then: would this VM start?\n"
+"  doctor [DIR...] lockspace directories exist and are writable, their filesystem and mount\n"
+"                  options allow cross-host locking, OFD locks work there, the daemon\n"
+"                  answers; DIRs (e.g. image directories in direct mode) are checked too\n"
 "\n"
-"Exit status: 0 success, 1 the daemon failed or could not be reached, 2 usage error.\n");
+"Exit status: 0 success (check: the VM would start; doctor: nothing failed), 1 the daemon\n"
+"failed or could not be reached, or an input could not be read, 2 usage error, 3 check: the\n"
+"VM would not start / doctor: a check failed, 4 check: some disk could not be judged.\n");
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -63,6 +68,7 @@ static int parse_args(int argc, char **argv, ctl_args *args)
 {
     static const struct option options[] = {
         { "socket", required_argument, NULL, 's' },
+        { "config", required_argument, NULL, 'c' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -77,6 +83,11 @@ static int parse_args(int argc, char **argv, ctl_args *args)
                 return usage_error("--socket needs a path, got", optarg);
             args->socket_path = optarg;
             break;
+        case 'c':
+            if (optarg[0] == '\0')
+                return usage_error("--config needs a file, got", optarg);
+            args->config_path = optarg;
+            break;
         case 'j':
             args->json = true;
             break;
@@ -90,162 +101,39 @@ static int parse_args(int argc, char **argv, ctl_args *args)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "vmlockctl: no command given (list or status)\nTry 'vmlockctl --help'.\n");
+        fprintf(stderr, "vmlockctl: no command given (" COMMANDS ")\n"
+                "Try 'vmlockctl --help'.\n");
         return -1;
     }
     args->command = argv[optind++];
-    if (strcmp(args->command, "list") != 0 && strcmp(args->command, "status") != 0)
-        return usage_error("unknown command (expected list or status):", args->command);
-    if (optind < argc)
-        return usage_error("unexpected argument", argv[optind]);
+    args->operands = argv + optind;
+    args->noperands = (size_t)(argc - optind);
+    if (strcmp(args->command, "list") == 0 || strcmp(args->command, "status") == 0) {
+        if (args->noperands > 0)
+            return usage_error("unexpected argument", args->operands[0]);
+    } else if (strcmp(args->command, "check") == 0) {
+        if (args->noperands == 0) {
+            fprintf(stderr, "vmlockctl: check needs a domain definition (an XML file, or - "
+                    "for standard input)\nTry 'vmlockctl --help'.\n");
+            return -1;
+        }
+        if (args->noperands > 1)
+            return usage_error("check takes one domain definition; unexpected argument",
+                               args->operands[1]);
+        if (args->operands[0][0] == '\0')
+            return usage_error("check needs a file name, got", args->operands[0]);
+    } else if (strcmp(args->command, "doctor") == 0) {
+        for (size_t i = 0; i < args->noperands; i++) {
+            if (args->operands[i][0] == '\0')
+                return usage_error("doctor needs directory names, got", args->operands[i]);
+        }
+    } else {
+        return usage_error("unknown command (expected " COMMANDS "):", args->command);
+    }
     return 0;
 }
 
-/* The admin socket to use; *owned is set when the path was allocated (caller frees). */
-static const char *socket_path(const ctl_args *args, char **owned)
-{
-    const char *env = getenv("VMLOCKD_ADMIN_SOCK");
-    const char *runtime;
-
-    *owned = NULL;
-    if (args->socket_path != NULL)
-        return args->socket_path;
-    if (env != NULL && env[0] != '\0')
-        return env;
-    if (geteuid() == 0)
-        return ADMIN_SOCKET_SYSTEM;
-    runtime = getenv("XDG_RUNTIME_DIR");
-    if (runtime == NULL || runtime[0] == '\0') {
-        fprintf(stderr, "error: XDG_RUNTIME_DIR is not set, so the admin socket is unknown; "
-                "pass --socket or set VMLOCKD_ADMIN_SOCK\n");
-        return NULL;
-    }
-    if (asprintf(owned, "%s/vmlockd/%s", runtime, ADMIN_SOCKET_NAME) < 0) {
-        *owned = NULL;
-        fprintf(stderr, "error: out of memory\n");
-        return NULL;
-    }
-    return *owned;
-}
-
-/* ---- output helpers ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when it is not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    uint32_t cp;
-    size_t len;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    /* overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 */
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/*
- * Print text as a JSON string literal.  Quotes, backslashes and control characters are
- * escaped; bytes that are not UTF-8 (paths need not be) become U+FFFD, since JSON text must
- * be UTF-8.
- */
-static void json_string(FILE *out, const char *text)
-{
-    const unsigned char *s = (const unsigned char *)(text != NULL ? text : "");
-    size_t n = strlen((const char *)s);
-
-    fputc('"', out);
-    for (size_t i = 0; i < n;) {
-        size_t len;
-
-        switch (s[i]) {
-        case '"': fputs("\\\"", out); i++; continue;
-        case '\\': fputs("\\\\", out); i++; continue;
-        case '\b': fputs("\\b", out); i++; continue;
-        case '\f': fputs("\\f", out); i++; continue;
-        case '\n': fputs("\\n", out); i++; continue;
-        case '\r': fputs("\\r", out); i++; continue;
-        case '\t': fputs("\\t", out); i++; continue;
-        default: break;
-        }
-        if (s[i] < 0x20 || s[i] == 0x7f) {
-            fprintf(out, "\\u%04x", s[i]);
-            i++;
-            continue;
-        }
-        len = utf8_sequence(s + i, n - i);
-        if (len == 0) {
-            fputs("\\ufffd", out);
-            i++;
-            continue;
-        }
-        fwrite(s + i, 1, len, out);
-        i += len;
-    }
-    fputc('"', out);
-}
-
-/* Print text for a terminal: control characters and backslashes escaped, so one lease stays one line. */
-static void text_string(FILE *out, const char *text)
-{
-    for (const unsigned char *s = (const unsigned char *)(text != NULL ? text : ""); *s; s++) {
-        if (*s < 0x20 || *s == 0x7f)
-            fprintf(out, "\\x%02x", *s);
-        else if (*s == '\\')
-            fputs("\\\\", out);
-        else
-            fputc(*s, out);
-    }
-}
-
-static void format_uuid(const char *uuid, char out[37])
-{
-    const unsigned char *u = (const unsigned char *)uuid;
-
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
-             u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
-/* ISO 8601 UTC with microseconds, e.g. 2025-01-31T12:00:00.000123Z */
-static void format_time(int64_t usec, char *out, size_t len)
-{
-    time_t secs = (time_t)(usec / 1000000);
-    long frac = (long)(usec % 1000000);
-    struct tm tm;
-
-    if (frac < 0) {
-        frac += 1000000;
-        secs--;
-    }
-    if (gmtime_r(&secs, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
-        snprintf(out, len, "@%" PRId64 "us", usec);
-        return;
-    }
-    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
+/* ---- list and status ---- */
 
 static const char *lease_mode(const vml_ext_lease *lease)
 {
@@ -257,25 +145,25 @@ static void print_lease_text(const vml_ext_lease *lease)
     if (lease->lockspace == NULL || lease->lockspace[0] == '\0')
         fputs("(direct)", stdout);
     else
-        text_string(stdout, lease->lockspace);
+        ctl_text_string(stdout, lease->lockspace);
     putchar(' ');
-    text_string(stdout, lease->name);
+    ctl_text_string(stdout, lease->name);
     putchar(' ');
     if (lease->disk == NULL || lease->disk[0] == '\0')
         putchar('-');
     else
-        text_string(stdout, lease->disk);
+        ctl_text_string(stdout, lease->disk);
     printf(" %s", lease_mode(lease));
     for (u_int h = 0; h < lease->holders.holders_len; h++) {
         const vml_ext_holder *holder = &lease->holders.holders_val[h];
-        char uuid[37];
+        char uuid[CTL_UUID_TEXT_LEN];
         char since[64];
 
-        format_uuid(holder->owner.uuid, uuid);
-        format_time(holder->since_usec, since, sizeof(since));
+        ctl_format_uuid((const unsigned char *)holder->owner.uuid, uuid);
+        ctl_format_time(holder->since_usec, since, sizeof(since));
         fputs(h == 0 ? " " : ", ", stdout);
         fputs("domain '", stdout);
-        text_string(stdout, holder->owner.name);
+        ctl_text_string(stdout, holder->owner.name);
         printf("' uuid %s pid %u since %s", uuid, holder->owner.pid, since);
     }
     putchar('\n');
@@ -284,112 +172,67 @@ static void print_lease_text(const vml_ext_lease *lease)
 static void print_lease_json(const vml_ext_lease *lease)
 {
     fputs("{\"lockspace\": ", stdout);
-    json_string(stdout, lease->lockspace);
+    ctl_json_string(stdout, lease->lockspace);
     printf(", \"direct\": %s, \"resource\": ",
            lease->lockspace == NULL || lease->lockspace[0] == '\0' ? "true" : "false");
-    json_string(stdout, lease->name);
+    ctl_json_string(stdout, lease->name);
     fputs(", \"path\": ", stdout);
-    json_string(stdout, lease->path);
+    ctl_json_string(stdout, lease->path);
     fputs(", \"disk\": ", stdout);
-    json_string(stdout, lease->disk);
+    ctl_json_string(stdout, lease->disk);
     printf(", \"mode\": \"%s\", \"holders\": [", lease_mode(lease));
     for (u_int h = 0; h < lease->holders.holders_len; h++) {
         const vml_ext_holder *holder = &lease->holders.holders_val[h];
-        char uuid[37];
+        char uuid[CTL_UUID_TEXT_LEN];
         char since[64];
 
-        format_uuid(holder->owner.uuid, uuid);
-        format_time(holder->since_usec, since, sizeof(since));
+        ctl_format_uuid((const unsigned char *)holder->owner.uuid, uuid);
+        ctl_format_time(holder->since_usec, since, sizeof(since));
         fputs(h == 0 ? "{\"domain\": " : ", {\"domain\": ", stdout);
-        json_string(stdout, holder->owner.name);
+        ctl_json_string(stdout, holder->owner.name);
         printf(", \"uuid\": \"%s\", \"id\": %u, \"pid\": %u, \"since\": ", uuid,
                holder->owner.id, holder->owner.pid);
-        json_string(stdout, since);
+        ctl_json_string(stdout, since);
         printf(", \"since_usec\": %" PRId64 "}", (int64_t)holder->since_usec);
     }
     fputs("]}", stdout);
 }
 
-/* ---- commands ---- */
+typedef struct list_printer {
+    bool json;
+    bool first;
+} list_printer;
 
-static void free_pages(lease_pages *list)
+static int print_one_lease(const vml_ext_lease *lease, void *opaque)
 {
-    for (size_t i = 0; i < list->npages; i++)
-        xdr_free((xdrproc_t)xdr_vml_ext_list_ret, (char *)&list->pages[i]);
-    free(list->pages);
-    list->pages = NULL;
-    list->npages = 0;
-}
+    list_printer *printer = opaque;
 
-/* Page through LIST until next_cursor is 0; on success list holds every page (caller frees). */
-static int fetch_leases(vml_client *client, lease_pages *list, vml_error *err)
-{
-    unsigned int cursor = 0;
-
-    for (;;) {
-        vml_ext_list_args req = { .cursor = cursor, .max = VML_EXT_LIST_MAX, .flags = 0 };
-        vml_ext_list_ret *grown;
-        vml_ext_list_ret page;
-
-        if (list->npages == LIST_PAGES_MAX) {
-            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_RPC,
-                          "the daemon's lease list did not end after %d pages", LIST_PAGES_MAX);
-            return -1;
-        }
-        memset(&page, 0, sizeof(page));
-        if (vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION,
-                            VML_EXT_PROC_LIST, (xdrproc_t)xdr_vml_ext_list_args, &req,
-                            (xdrproc_t)xdr_vml_ext_list_ret, &page, err) < 0) {
-            xdr_free((xdrproc_t)xdr_vml_ext_list_ret, (char *)&page);
-            return -1;
-        }
-        grown = realloc(list->pages, (list->npages + 1) * sizeof(*grown));
-        if (grown == NULL) {
-            xdr_free((xdrproc_t)xdr_vml_ext_list_ret, (char *)&page);
-            vml_error_set_errno(err, VIR_FROM_NONE, ENOMEM, "cannot store the lease list");
-            return -1;
-        }
-        list->pages = grown;
-        list->pages[list->npages++] = page;
-        if (page.next_cursor == 0)
-            return 0;
-        if (page.next_cursor == cursor) {
-            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_RPC,
-                          "the daemon's lease list did not advance past cursor %u", cursor);
-            return -1;
-        }
-        cursor = page.next_cursor;
+    if (printer->json) {
+        fputs(printer->first ? "\n  " : ",\n  ", stdout);
+        print_lease_json(lease);
+    } else {
+        print_lease_text(lease);
     }
+    printer->first = false;
+    return 0;
 }
 
 static int run_list(vml_client *client, bool json, vml_error *err)
 {
-    lease_pages list = { NULL, 0 };
-    bool first = true;
+    ctl_leases list = { NULL, 0 };
+    list_printer printer = { json, true };
     int ret = -1;
 
-    if (fetch_leases(client, &list, err) < 0)
+    if (ctl_leases_fetch(client, &list, err) < 0)
         goto out;
     if (json)
         fputs("[", stdout);
-    for (size_t p = 0; p < list.npages; p++) {
-        for (u_int i = 0; i < list.pages[p].leases.leases_len; i++) {
-            const vml_ext_lease *lease = &list.pages[p].leases.leases_val[i];
-
-            if (json) {
-                fputs(first ? "\n  " : ",\n  ", stdout);
-                print_lease_json(lease);
-            } else {
-                print_lease_text(lease);
-            }
-            first = false;
-        }
-    }
+    ctl_leases_each(&list, print_one_lease, &printer);
     if (json)
-        fputs(first ? "]\n" : "\n]\n", stdout);
+        fputs(printer.first ? "]\n" : "\n]\n", stdout);
     ret = 0;
  out:
-    free_pages(&list);
+    ctl_leases_clear(&list);
     return ret;
 }
 
@@ -404,7 +247,7 @@ static int run_status(vml_client *client, bool json, vml_error *err)
         goto out;
     if (json) {
         fputs("{\"daemon_version\": ", stdout);
-        json_string(stdout, st.daemon_version);
+        ctl_json_string(stdout, st.daemon_version);
         printf(", \"pid\": %u, \"uptime_usec\": %" PRId64 ", \"lockspaces\": %u, "
                "\"leases\": %u, \"owners\": %u, \"clients\": %u, \"acquires\": %" PRIu64
                ", \"conflicts\": %" PRIu64 ", \"owner_kills\": %" PRIu64 "}\n",
@@ -413,7 +256,7 @@ static int run_status(vml_client *client, bool json, vml_error *err)
                (uint64_t)st.owner_kills);
     } else {
         fputs("version: ", stdout);
-        text_string(stdout, st.daemon_version);
+        ctl_text_string(stdout, st.daemon_version);
         printf("\npid: %u\nuptime: %" PRId64 ".%06" PRId64 "s\nlockspaces: %u\nleases: %u\n"
                "owners: %u\nclients: %u\nacquires: %" PRIu64 "\nconflicts: %" PRIu64
                "\nowner kills: %" PRIu64 "\n",
@@ -428,13 +271,13 @@ static int run_status(vml_client *client, bool json, vml_error *err)
     return ret;
 }
 
-/* Connect and run the command; -1 with err when the daemon failed or could not be reached. */
-static int run(const ctl_args *args, const char *path, vml_error *err)
+/* list or status: connect, run, close; -1 with err when the daemon failed or is unreachable. */
+static int run_query(const ctl_args *args, const char *admin_socket, vml_error *err)
 {
     vml_client client = { .fd = -1, .serial = 0 };
     int ret = -1;
 
-    if (vml_client_connect(&client, path, err) < 0)
+    if (vml_client_connect(&client, admin_socket, err) < 0)
         goto out;
     if (strcmp(args->command, "list") == 0)
         ret = run_list(&client, args->json, err);
@@ -445,35 +288,105 @@ static int run(const ctl_args *args, const char *path, vml_error *err)
     return ret;
 }
 
+/* ---- check and doctor ---- */
+
+/* A program the plugin runs, overridable through the environment (for tests). */
+static const char *tool_path(const char *env_name, const char *fallback)
+{
+    const char *value = getenv(env_name);
+
+    return value != NULL && value[0] == '/' ? value : fallback;
+}
+
+/* Run check or doctor; *status is the exit status.  -1 with err when nothing was reported. */
+static int run_diagnosis(const ctl_args *args, const char *admin_socket, int *status,
+                         vml_error *err)
+{
+    drv_resource_tools tools = {
+        .lvs = tool_path("VMLOCKCTL_LVS", DRV_RESOURCE_LVS),
+        .scsi_id = tool_path("VMLOCKCTL_SCSI_ID", DRV_RESOURCE_SCSI_ID),
+    };
+    const char *config_path;
+    char *owned_config = NULL;
+    int ret = -1;
+
+    if (ctl_plugin_config_path(args->config_path, &config_path, &owned_config, err) < 0)
+        goto out;
+    /* libvirt always names the file and a missing one means the defaults; but a file named
+     * on our command line that is not there is a typo worth stopping for. */
+    if (args->config_path != NULL && access(config_path, F_OK) < 0) {
+        vml_error_set_errno(err, VIR_FROM_CONF, errno, "cannot read --config %s", config_path);
+        goto out;
+    }
+    if (strcmp(args->command, "check") == 0) {
+        ctl_check_options opts = {
+            .domain_xml = args->operands[0],
+            .plugin_config = config_path,
+            .admin_socket = admin_socket,
+            .json = args->json,
+            .tools = &tools,
+        };
+
+        ret = ctl_check_run(&opts, status, err);
+    } else {
+        ctl_doctor_options opts = {
+            .plugin_config = config_path,
+            .admin_socket = admin_socket,
+            .dirs = args->operands,
+            .ndirs = args->noperands,
+            .mountinfo = tool_path("VMLOCKCTL_MOUNTINFO", CTL_DOCTOR_MOUNTINFO),
+            .lvs = tools.lvs,
+            .scsi_id = tools.scsi_id,
+            .json = args->json,
+        };
+
+        ret = ctl_doctor_run(&opts, status, err);
+    }
+ out:
+    free(owned_config);
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
-    ctl_args args = { NULL, false, NULL };
-    char *owned_path = NULL;
-    const char *path;
+    ctl_args args = { 0 };
+    char *owned_socket = NULL;
+    const char *admin_socket;
     vml_error err;
     int parsed;
-    int ret = EXIT_DAEMON;
+    int status = CTL_EXIT_FAILED;
 
     vml_error_clear(&err);
+    vml_log_set_program("vmlockctl");
     parsed = parse_args(argc, argv, &args);
     if (parsed != 0) {
-        ret = parsed > 0 ? 0 : EXIT_USAGE;
+        status = parsed > 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
         goto out;
     }
-    path = socket_path(&args, &owned_path);
-    if (path == NULL)
+    if (ctl_admin_socket_path(args.socket_path, &admin_socket, &owned_socket, &err) < 0) {
+        fprintf(stderr, "error: %s\n", err.detail);
         goto out;
-    if (run(&args, path, &err) < 0) {
+    }
+    if (strcmp(args.command, "list") == 0 || strcmp(args.command, "status") == 0) {
+        if (run_query(&args, admin_socket, &err) < 0) {
+            fflush(stdout);
+            fprintf(stderr, "error: %s\n", err.message);
+            goto out;
+        }
+        status = CTL_EXIT_OK;
+    } else if (run_diagnosis(&args, admin_socket, &status, &err) < 0) {
         fflush(stdout);
         fprintf(stderr, "error: %s\n", err.message);
-        goto out;
+        status = CTL_EXIT_FAILED;
+    } else if (status == CTL_EXIT_FAILED && err.code != 0) {
+        fflush(stdout);
+        fprintf(stderr, "error: %s\n", err.message);
     }
-    ret = 0;
  out:
-    if (fflush(stdout) != 0 && ret == 0) {
+    if (fflush(stdout) != 0 && status == CTL_EXIT_OK) {
         fprintf(stderr, "error: cannot write the output: %s\n", strerror(errno));
-        ret = EXIT_DAEMON;
+        status = CTL_EXIT_FAILED;
     }
-    free(owned_path);
-    return ret;
+    free(owned_socket);
+    return status;
 }

@@ -15,7 +15,9 @@ FIRST_CONF=$VML_DAEMON_CONF
 FIRST_PIDFILE=$VML_DAEMON_PIDFILE
 vml_plugin_config "$VML_TMP/plugin.conf"
 IMG=$VML_TMP/disk.img
+IMG2=$VML_TMP/disk2.img
 vml_image "$IMG"
+vml_image "$IMG2"
 
 vml_run "$VMLOCKCTL" --socket "$VML_ADMIN_SOCK" status
 expect_rc 0 "vmlockctl status answers"
@@ -35,15 +37,17 @@ expect_text err "$VML_SOCK" "the refusal names the socket"
 vml_guest_start vm1 "$U1" --disk "$IMG" && P1=$VML_GUEST_PID || P1=none
 expect_lease "the first daemon still serves and holds vm1's lease" "name=$IMG disk=$IMG mode=exclusive pids=,$P1,"
 
-# A crash (SIGKILL) leaves the socket and pid files behind; a new daemon reclaims them.  The
-# crash dropped every lock with the process, so vm2 may start (vm1 is unprotected: that is
-# what a crash of the lock daemon means).
+# A crash (SIGKILL) leaves the socket and pid files behind; a new daemon reclaims them and
+# serves.  (Whether vm1's lease survives the crash is tests/lifetime's subject.)
 tap_check "the first daemon is gone after SIGKILL" vml_daemon_crash
 tap_check "its socket file is left behind" test -S "$VML_SOCK"
 tap_check "a new daemon starts over the stale socket and pid file" vml_daemon_start
 tap_check "the new daemon wrote its own pid" test "$(vml_daemon_pid)" != "$FIRST_PID"
-vml_guest_start vm2 "$U2" --disk "$IMG"
-vml_guest_refused vm3 dddddddd-dddd-4ddd-8ddd-000000000003 --disk "$IMG" -- "is locked by domain 'vm2'"
+vml_guest_start vm2 "$U2" --disk "$IMG2" && P2=$VML_GUEST_PID || P2=none
+vml_guest_refused vm3 dddddddd-dddd-4ddd-8ddd-000000000003 --disk "$IMG2" -- "is locked by domain 'vm2'"
+tap_check "vm1's stand-in QEMU is killed" vml_guest_kill "$P1"
+tap_check "vm2's stand-in QEMU is killed" vml_guest_kill "$P2"
+expect_no_lease "the new daemon holds nothing once the guests are gone" "mode="
 vml_run vml_daemon_stop
 expect_rc 0 "SIGTERM stops the new daemon"
 

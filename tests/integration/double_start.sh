@@ -1,5 +1,5 @@
 #!/bin/bash
-# double_start.sh: a second guest is refused a disk the first holds, in direct and indirect mode; SIGTERM stops the daemon cleanly.
+# double_start.sh: a second guest is refused a disk the first holds, in direct and indirect mode; the daemon stops only once no lease is held.
 # shellcheck source=../lib/vml.sh
 . "$(dirname "$0")/../lib/vml.sh"
 vml_require VMLOCKD VMLOCK_HOST VMLOCKCTL VMLOCK_PLUGIN
@@ -42,12 +42,23 @@ tap_check "indirect: the lease file exists in the lockspace" test -f "$LS/$HASH"
 expect_lease "indirect: the lease is vm3's, in the lockspace, naming the disk" \
     "lockspace=$LS name=$HASH disk=$IMG2 mode=exclusive pids=,$P3, domains=,vm3,"
 
-# Orderly stop: every lease dropped, autocreated lease files, socket and pid file removed.
+# SIGTERM while guests hold leases is refused (stopping would leave running VMs unprotected).
+# The daemon handles a signal before the requests of that poll round, so the status answered
+# after it shows the outcome.
+kill -TERM "$DAEMON_PID"
+vml_run "$VMLOCKCTL" --socket "$VML_ADMIN_SOCK" status
+expect_rc 0 "SIGTERM while leases are held is refused: the daemon still answers"
+expect_lease "the daemon still holds vm1's lease after that SIGTERM" "name=$IMG disk=$IMG mode=exclusive pids=,$P1,"
+
+# With the guests gone (the list below also makes sure their exits were handled), SIGTERM
+# is an orderly stop: socket and pid file removed, the image untouched.
+tap_check "vm1's stand-in QEMU is killed" vml_guest_kill "$P1"
+tap_check "vm3's stand-in QEMU is killed" vml_guest_kill "$P3"
+expect_no_lease "no lease is held any more" "mode="
 vml_run vml_daemon_stop
-expect_rc 0 "SIGTERM stops the daemon"
+expect_rc 0 "SIGTERM now stops the daemon"
 tap_check "the daemon process is gone" vml_pid_gone "$DAEMON_PID"
 tap_check "the daemon removed its socket" test ! -e "$VML_SOCK"
 tap_check "the daemon removed its pid file" test ! -e "$VML_DAEMON_PIDFILE"
-tap_check "the daemon removed the autocreated lease file" test ! -e "$LS/$HASH"
 tap_check "the direct-mode image itself is untouched" test -f "$IMG"
 tap_done

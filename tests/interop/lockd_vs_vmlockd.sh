@@ -4,7 +4,8 @@
 . "$(dirname "$0")/../lib/vml.sh"
 vml_require VMLOCKD VMLOCK_HOST VMLOCKCTL
 LOCKD_SO=${VML_LOCKD_SO:-$(vml_find_lockd_so)}
-[ -n "$LOCKD_SO" ] || skip_all "libvirt's lockd.so is not installed (package libvirt-daemon)"
+[ -n "$LOCKD_SO" ] && [ -f "$LOCKD_SO" ] ||
+    skip_all "libvirt's lockd.so${LOCKD_SO:+ ($LOCKD_SO)} is not installed (package libvirt-daemon)"
 # As root lockd.so always connects to /run/libvirt/virtlockd-sock: serve it in a private namespace.
 vml_private_run_libvirt "$@"
 vml_setup

@@ -7,9 +7,12 @@
 # What building needs (libc6-dev is only a Recommends of gcc, so it is named).
 VML_BUILD_PACKAGES="meson ninja-build gcc libc6-dev pkg-config libtirpc-dev rpcsvc-proto libssl-dev
     libvirt-dev libxml2-dev libfuse3-dev python3 util-linux coreutils"
-# What running the whole suite needs on top: memcheck, coverage, libvirt's lockd.so and
-# virtlockd for the interop tests.
-VML_TEST_PACKAGES="valgrind lcov libvirt-daemon"
+# What running the whole suite needs on top: memcheck and coverage; libvirt's lockd.so and
+# virtlockd (interop, conformance); libvirtd, QEMU and virsh (libvirt-e2e); fusermount3
+# (nfs-sim's FUSE tier); GlusterFS (nfs-sim's real tier); gnuplot (bench plots); man-db
+# (man page rendering check).
+VML_TEST_PACKAGES="valgrind lcov libvirt-daemon libvirt-daemon-system libvirt-clients
+    qemu-system-x86 qemu-utils fuse3 glusterfs-server glusterfs-client iproute2 gnuplot-nox man-db"
 
 # vml_missing_packages PKG...: print the ones dpkg does not list as installed.
 vml_missing_packages() {

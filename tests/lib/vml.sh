@@ -33,6 +33,7 @@ VML_TAP_COUNT=0
 VML_TAP_FAILED=0
 VML_TMP=""
 VML_DAEMON_PIDFILES=()      # pid files of every daemon this script started
+declare -gA VML_DAEMON_ADMIN=()    # pid file -> that daemon's admin socket
 VML_GUEST_PIDS=()           # stand-in QEMU pids reported by "started NAME pid P"
 VML_CHILD_PIDS=()           # background children of this shell (raw clients)
 VML_START_NS=$(date +%s%N)
@@ -50,6 +51,7 @@ tap_not_ok() {
     echo "not ok $VML_TAP_COUNT - $*"
 }
 
+# tap_skip DESC REASON: a test point that could not run here (counted as a skip, not a pass).
 tap_skip() {
     VML_TAP_COUNT=$((VML_TAP_COUNT + 1))
     echo "ok $VML_TAP_COUNT - $1 # SKIP ${2:-}"
@@ -226,19 +228,34 @@ vml_cleanup() {
     exit "$status"
 }
 
-# SIGTERM the daemon named by a pid file and wait for it to be gone (SIGKILL after 60 s).
+# Stop the daemon named by a pid file; returns 0 when SIGTERM stopped it.
+# The daemon refuses SIGTERM while it holds leases, so first one admin request: owner exits
+# are handled before any later request (ARCHITECTURE.md, daemon invariant 2), so the leases
+# of guests killed just before are gone when the signal arrives.  A daemon still running
+# after that (leases of owners this script did not start) is stopped with
+# `vmlockctl shutdown --force`, then SIGKILL; both count as failures.
 vml_stop_pidfile() {
-    local pidfile=$1 pid
+    local pidfile=$1 pid admin=${VML_DAEMON_ADMIN[$1]:-}
     [ -s "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    if [ -z "$pid" ] || vml_pid_gone "$pid"; then
+        return 0
+    fi
+    if [ -n "$admin" ] && [ -S "$admin" ] && [ -x "$VMLOCKCTL" ]; then
+        "$VMLOCKCTL" --socket "$admin" status >/dev/null 2>&1
+    fi
     kill -TERM "$pid" 2>/dev/null
-    if ! vml_wait_exit "$pid" 60; then
-        echo "# daemon pid $pid ignored SIGTERM for 60 s: SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null
-        vml_wait_exit "$pid" 10
+    vml_wait_exit "$pid" 30 && return 0
+    if [ -n "$admin" ] && [ -S "$admin" ] && [ -x "$VMLOCKCTL" ] &&
+       "$VMLOCKCTL" --socket "$admin" shutdown --force >/dev/null 2>&1 &&
+       vml_wait_exit "$pid" 30; then
+        echo "# daemon pid $pid ignored SIGTERM for 30 s: stopped with shutdown --force" >&2
         return 1
     fi
+    echo "# daemon pid $pid did not stop: SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null
+    vml_wait_exit "$pid" 10
+    return 1
 }
 
 # ---------------------------------------------------------------- the daemon
@@ -271,6 +288,7 @@ vml_daemon_config() {
 vml_daemon_start() {
     local rc
     VML_DAEMON_PIDFILES+=("$VML_DAEMON_PIDFILE")
+    VML_DAEMON_ADMIN[$VML_DAEMON_PIDFILE]=$VML_ADMIN_SOCK
     # shellcheck disable=SC2086  # the wrapper is a command line
     $VMLOCKD_WRAPPER "$VMLOCKD" -d -f "$VML_DAEMON_CONF" -p "$VML_DAEMON_PIDFILE" "$@" \
         >"$VML_TMP/daemon-start.out" 2>&1 </dev/null
@@ -364,8 +382,8 @@ vml_guest_start() {
     fi
 }
 
-# vml_guest_refused NAME UUID [options...] -- FRAGMENT...: starting it fails with exit 1 and
-# stderr containing every FRAGMENT; and no stub of it is left running.
+# vml_guest_refused NAME UUID [options...] -- FRAGMENT...: starting it fails with exit 1,
+# stderr containing every FRAGMENT, and no "started" line (vmlock-host killed the stub).
 vml_guest_refused() {
     local name=$1 uuid=$2 fragment ok=1
     shift 2
@@ -395,21 +413,24 @@ vml_guest_refused() {
 
 # Kill a guest's stand-in QEMU with SIGKILL and wait until it is gone.
 vml_guest_kill() {
-    kill -KILL "$1"
-    vml_wait_exit "$1" 30
+    if ! [[ "$1" =~ ^[0-9]+$ ]]; then
+        diag "no guest to kill (pid '$1': it never started)"
+        return 1
+    fi
+    kill -KILL "$1" && vml_wait_exit "$1" 30
 }
 
 # ---------------------------------------------------------------- what the daemon holds
 
 # vml_leases: the daemon's leases (vmlockctl --json list) flattened by vml_leases.py, one
-# line per lease: "lockspace=L name=N disk=D mode=M pids=P1,P2 domains=D1,D2".
+# line per lease: "lockspace=L name=N disk=D mode=M pids=,P1,P2, domains=,D1,D2,".
 vml_leases() {
     "$VMLOCKCTL" --socket "$VML_ADMIN_SOCK" --json list >"$VML_TMP/list.json" 2>"$VML_TMP/list.err" ||
         { echo "vmlockctl-failed: $(cat "$VML_TMP/list.err")"; return 1; }
     "$VML_PYTHON" "$VML_LIB_DIR/vml_leases.py" <"$VML_TMP/list.json"
 }
 
-# expect_lease DESC PATTERN: some lease line matches the bash glob *PATTERN*.
+# expect_lease DESC PATTERN: some lease line contains PATTERN (a fixed string).
 expect_lease() {
     local leases
     leases=$(vml_leases) || true

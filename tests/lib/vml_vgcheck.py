@@ -7,9 +7,9 @@ Every *.log in LOGDIR is one process (valgrind --log-file=...%p.log).  A log fai
     kinds valgrind was told to count as errors);
   - it has no ERROR SUMMARY at all (the process did not exit normally: killed, crashed),
     unless the process is named in KILLED_PIDS_FILE (a test crashed it on purpose);
-  - for a process named in DAEMON_PIDS_FILE (the daemons that ran their main loop; the
-    short-lived parents of -d only hand over and exit), a descriptor the process opened
-    itself is still open at exit (--track-fds=yes); inherited ones are not its doing.
+  - a descriptor the process opened itself is still open at exit (--track-fds=yes), in any
+    process: the daemons that ran their loop (named in DAEMON_PIDS_FILE) and the short-lived
+    parents of -d alike; inherited descriptors are not the process's doing.
 Prints one line per problem and a summary; exit status 1 when any log fails.
 """
 
@@ -74,10 +74,10 @@ def main(argv):
         elif summary[-1]:
             print("%s: %d error(s)" % (name, summary[-1]))
             problems += 1
-        if pid in daemon_pids:
-            for fd, line in leaked_fds(lines):
-                print("%s: descriptor %d left open at exit: %s" % (name, fd, line))
-                problems += 1
+        for fd, line in leaked_fds(lines):
+            role = "daemon" if pid in daemon_pids else "process"
+            print("%s (%s): descriptor %d left open at exit: %s" % (name, role, fd, line))
+            problems += 1
     print("valgrind: %d log(s), %d daemon(s), %d problem(s)" % (len(logs), len(daemon_pids),
                                                                problems))
     return 1 if problems else 0

@@ -34,6 +34,9 @@ static void test_defaults(void)
     VML_CHECK(cfg.unix_sock_path == NULL && cfg.admin_unix_sock_path == NULL &&
               cfg.log_outputs == NULL && cfg.log_filters == NULL && cfg.pid_file == NULL,
               "defaults: no string set");
+    VML_CHECK(cfg.lease_check_interval_ms == 10000 && cfg.lease_check_timeout_ms == 20000 &&
+              cfg.keeper_sock_path == NULL && cfg.lockfailure_pause_helper == NULL,
+              "defaults: leases checked every 10 s, 20 s to answer; keeper and helper derived");
     dmn_config_clear(&cfg);
 }
 
@@ -126,6 +129,53 @@ static void test_bad_values(void)
                  "an unknown log output");
     expect_error("max_clients = 4\nmax_clients = 5\n", "t.conf", "max_clients",
                  "a key given twice");
+    expect_error("lease_check_interval_ms = 3600001\n", "t.conf:1", "from 0 to 3600000",
+                 "lease_check_interval_ms beyond an hour");
+    expect_error("lease_check_timeout_ms = 5\n", "t.conf:1", "from 10 to 3600000",
+                 "lease_check_timeout_ms below 10 ms");
+    expect_error("keeper_sock_path = \"keeper\"\n", "t.conf:1", "must be an absolute path",
+                 "a relative keeper socket path");
+    expect_error("lockfailure_pause_helper = \"helper\"\n", "t.conf:1",
+                 "must be an absolute path", "a relative pause helper path");
+}
+
+static void test_lifetime_keys(void)
+{
+    dmn_config cfg;
+    vml_error err = { 0 };
+
+    dmn_config_init(&cfg);
+    VML_CHECK(load(&cfg, "lease_check_interval_ms = 0\nlease_check_timeout_ms = 10\n"
+                   "keeper_sock_path = \"/tmp/k\"\nlockfailure_pause_helper = \"/bin/true\"\n",
+                   &err) == 0 && cfg.lease_check_interval_ms == 0 &&
+              cfg.lease_check_timeout_ms == 10 && strcmp(cfg.keeper_sock_path, "/tmp/k") == 0 &&
+              strcmp(cfg.lockfailure_pause_helper, "/bin/true") == 0,
+              "interval 0 (checks off), a 10 ms timeout, explicit keeper and helper paths load");
+    dmn_config_clear(&cfg);
+    cfg.unix_sock_path = strdup("/tmp/a");
+    cfg.admin_unix_sock_path = strdup("/tmp/b");
+    cfg.pid_file = strdup("/tmp/run/inst.pid");
+    VML_CHECK(dmn_config_resolve_paths(&cfg, false, &err) == 0 &&
+              strcmp(cfg.keeper_sock_path, "/tmp/run/inst.keeper-sock") == 0,
+              "the keeper socket is derived from the pid file (one keeper per instance)");
+    VML_CHECK(cfg.lockfailure_pause_helper != NULL &&
+              strstr(cfg.lockfailure_pause_helper, "/vmlockd-pause-helper") != NULL,
+              "the pause helper defaults to LIBEXECDIR/vmlockd-pause-helper");
+    dmn_config_clear(&cfg);
+    cfg.unix_sock_path = strdup("/tmp/a");
+    cfg.admin_unix_sock_path = strdup("/tmp/b");
+    cfg.pid_file = strdup("/tmp/run/no-suffix");
+    VML_CHECK(dmn_config_resolve_paths(&cfg, false, &err) == 0 &&
+              strcmp(cfg.keeper_sock_path, "/tmp/run/no-suffix.keeper-sock") == 0,
+              "a pid file without .pid gets .keeper-sock appended");
+    dmn_config_clear(&cfg);
+    cfg.unix_sock_path = strdup("/tmp/a");
+    cfg.admin_unix_sock_path = strdup("/tmp/b");
+    cfg.pid_file = strdup("/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.pid");
+    VML_CHECK(dmn_config_resolve_paths(&cfg, false, &err) < 0 &&
+              contains(err.message, "set keeper_sock_path"),
+              "a derived keeper socket path too long for sun_path says what to set");
+    dmn_config_clear(&cfg);
 }
 
 static void test_files(void)
@@ -230,6 +280,10 @@ static void test_print(void)
                   "log_outputs = \"2:stderr\"\n"
                   "log_filters = \"\"\n"
                   "owner_kill_grace_ms = 1600\n"
+                  "lease_check_interval_ms = 10000\n"
+                  "lease_check_timeout_ms = 20000\n"
+                  "lockfailure_pause_helper = \"\"\n"
+                  "keeper_sock_path = \"\"\n"
                   "pid_file = '/tmp/with\"quote.pid'\n"
                   "timeout = 120\n",
                   "--test-config prints every effective setting in config syntax");
@@ -246,6 +300,7 @@ static void test_print(void)
 
 int main(void)
 {
+    test_lifetime_keys();
     test_defaults();
     test_every_key();
     test_bad_values();

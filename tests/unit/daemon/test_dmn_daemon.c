@@ -269,7 +269,7 @@ static void test_daemon(void)
                   "the daemon killed it: SIGKILL after the ignored SIGTERM");
         VML_CHECK(status_of(&st) == 0 && st.leases == 0 && st.owners == 0 && st.owner_kills == 1,
                   "its death is processed before a later connection's request: lease released, kill counted");
-        VML_CHECK(access(lease_path, F_OK) != 0, "its autocreated lease file is removed");
+        VML_CHECK(access(lease_path, F_OK) == 0, "its lease file stays (generations live on in it)");
     }
 
     /* A lease held at shutdown is released and its file removed; paths are cleaned up. */
@@ -299,8 +299,36 @@ static void test_daemon(void)
                                   (xdrproc_t)xdr_vml_ext_batch_args, &batch, NULL, NULL, &err) == 0 &&
                   access(lease_path, F_OK) == 0, "BATCH_ACQUIRE over the socket creates the lease file");
         vml_client_close(&client);
-        VML_CHECK(kill(daemon_pid, SIGTERM) == 0 && wait_gone(daemon_pid), "SIGTERM stops the daemon");
-        VML_CHECK(access(lease_path, F_OK) != 0, "the orderly stop released the lease and removed its file");
+        VML_CHECK(kill(daemon_pid, SIGTERM) == 0 && status_of(&st) == 0 &&
+                  st.pid == (u_int)daemon_pid && st.leases == 1,
+                  "SIGTERM with a lease held is refused: the daemon serves on, holding it");
+        {
+            vml_ext_shutdown_args sa = { .flags = 0 };
+            vml_ext_shutdown_ret sr = { 0 };
+            vml_client admin;
+
+            VML_CHECK(vml_client_connect(&admin, admin_sock, &err) == 0 &&
+                      vml_client_call(&admin, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2,
+                                      VML_EXT_PROC_SHUTDOWN,
+                                      (xdrproc_t)xdr_vml_ext_shutdown_args, &sa,
+                                      (xdrproc_t)xdr_vml_ext_shutdown_ret, &sr, &err) < 0 &&
+                      err.code == VIR_ERR_OPERATION_INVALID &&
+                      has(err.message, "refusing to stop: 1 lease(s) held by 1 domain(s)") &&
+                      has(err.message, "vmlockctl shutdown --force"),
+                      "SHUTDOWN without force is refused the same way");
+            vml_client_close(&admin);
+            sa.flags = VML_EXT_SHUTDOWN_FORCE;
+            VML_CHECK(vml_client_connect(&admin, admin_sock, &err) == 0 &&
+                      vml_client_call(&admin, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2,
+                                      VML_EXT_PROC_SHUTDOWN,
+                                      (xdrproc_t)xdr_vml_ext_shutdown_args, &sa,
+                                      (xdrproc_t)xdr_vml_ext_shutdown_ret, &sr, &err) == 0 &&
+                      sr.leases_dropped == 1 && sr.owners == 1,
+                      "SHUTDOWN --force stops and reports the 1 lease of 1 domain it dropped");
+            vml_client_close(&admin);
+        }
+        VML_CHECK(wait_gone(daemon_pid), "the daemon is gone after SHUTDOWN --force");
+        VML_CHECK(access(lease_path, F_OK) == 0, "the lease file stays, its record cleared");
         VML_CHECK(access(main_sock, F_OK) != 0 && access(admin_sock, F_OK) != 0 &&
                   access(pidfile, F_OK) != 0, "and removed both sockets and the pid file");
         VML_CHECK(kill(holder, 0) == 0, "owners are not killed at shutdown");

@@ -135,6 +135,7 @@ static void fixture_free(fixture *fx)
 
 typedef struct expected_row {
     unsigned int prog;
+    unsigned int vers;
     int proc;
     const char *name;
     unsigned int policy;
@@ -144,19 +145,29 @@ typedef struct expected_row {
 
 /* The documented policy (task brief and facts section 5.3), independent of the table. */
 static const expected_row expected[] = {
-    { VML_LS_PROGRAM, 1, "REGISTER", DMN_MAIN_SOCKET, true, 0 },
-    { VML_LS_PROGRAM, 2, "RESTRICT", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
-    { VML_LS_PROGRAM, 3, "NEW", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
-    { VML_LS_PROGRAM, 4, "CREATE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
-    { VML_LS_PROGRAM, 5, "DELETE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
-    { VML_LS_PROGRAM, 6, "ACQUIRE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true,
+    { VML_LS_PROGRAM, 1, 1, "REGISTER", DMN_MAIN_SOCKET, true, 0 },
+    { VML_LS_PROGRAM, 1, 2, "RESTRICT", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
+    { VML_LS_PROGRAM, 1, 3, "NEW", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
+    { VML_LS_PROGRAM, 1, 4, "CREATE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
+    { VML_LS_PROGRAM, 1, 5, "DELETE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
+    { VML_LS_PROGRAM, 1, 6, "ACQUIRE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true,
       VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE },
-    { VML_LS_PROGRAM, 7, "RELEASE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
-    { VML_LS_PROGRAM, 8, "CREATE_LOCKSPACE", DMN_MAIN_SOCKET, false, 0 },
-    { VML_EXT_PROGRAM, 1, "BATCH_ACQUIRE", DMN_MAIN_SOCKET, true, 0 },
-    { VML_EXT_PROGRAM, 2, "BATCH_RELEASE", DMN_MAIN_SOCKET, true, 0 },
-    { VML_EXT_PROGRAM, 3, "LIST", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
-    { VML_EXT_PROGRAM, 4, "STATUS", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, false, 0 },
+    { VML_LS_PROGRAM, 1, 7, "RELEASE_RESOURCE", DMN_MAIN_SOCKET | DMN_NEEDS_OWNER, true, 0 },
+    { VML_LS_PROGRAM, 1, 8, "CREATE_LOCKSPACE", DMN_MAIN_SOCKET, false, 0 },
+    { VML_EXT_PROGRAM, 1, 1, "BATCH_ACQUIRE", DMN_MAIN_SOCKET, true, 0 },
+    { VML_EXT_PROGRAM, 1, 2, "BATCH_RELEASE", DMN_MAIN_SOCKET, true, 0 },
+    { VML_EXT_PROGRAM, 1, 3, "LIST", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
+    { VML_EXT_PROGRAM, 1, 4, "STATUS", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, false, 0 },
+    { VML_EXT_PROGRAM, 2, 1, "BATCH_ACQUIRE", DMN_MAIN_SOCKET, true, 0 },
+    { VML_EXT_PROGRAM, 2, 2, "BATCH_RELEASE", DMN_MAIN_SOCKET, true, 0 },
+    { VML_EXT_PROGRAM, 2, 3, "LIST", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
+    { VML_EXT_PROGRAM, 2, 4, "STATUS", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, false, 0 },
+    { VML_EXT_PROGRAM, 2, 5, "INQUIRE", DMN_MAIN_SOCKET, true, 0 },
+    { VML_EXT_PROGRAM, 2, 6, "WHO", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
+    { VML_EXT_PROGRAM, 2, 7, "SHUTDOWN", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true,
+      VML_EXT_SHUTDOWN_FORCE },
+    { VML_EXT_PROGRAM, 2, 8, "CHECK_NOW", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
+    { VML_EXT_PROGRAM, 2, 9, "BREAK", DMN_ADMIN_SOCKET | DMN_ALLOWED_WHEN_RESTRICTED, true, 0 },
 };
 
 static void test_table(void)
@@ -172,17 +183,19 @@ static void test_table(void)
         size_t hits = 0;
 
         for (size_t i = 0; i < n; i++) {
-            if (table[i].prog == expected[e].prog && table[i].proc == expected[e].proc) {
+            if (table[i].prog == expected[e].prog && table[i].vers == expected[e].vers &&
+                table[i].proc == expected[e].proc) {
                 row = &table[i];
                 hits++;
             }
         }
-        snprintf(what, sizeof(what), "%s: exactly one row", expected[e].name);
+        snprintf(what, sizeof(what), "%s v%u: exactly one row", expected[e].name,
+                 expected[e].vers);
         if (!VML_CHECK(hits == 1, what))
             continue;
-        snprintf(what, sizeof(what), "%s: name, version 1, handler", expected[e].name);
-        VML_CHECK(strcmp(row->name, expected[e].name) == 0 && row->vers == 1 &&
-                  row->handler != NULL && row->args_proc != NULL, what);
+        snprintf(what, sizeof(what), "%s v%u: name, handler", expected[e].name, expected[e].vers);
+        VML_CHECK(strcmp(row->name, expected[e].name) == 0 && row->handler != NULL &&
+                  row->args_proc != NULL, what);
         snprintf(what, sizeof(what), "%s: policy flags are the documented ones", expected[e].name);
         VML_CHECK(row->policy == expected[e].policy, what);
         snprintf(what, sizeof(what), "%s: flags argument and allowed bits", expected[e].name);
@@ -582,9 +595,10 @@ static void test_batch(void)
                    (xdrproc_t)xdr_vml_ext_batch_args, &batch, &err) == CALL_ERROR &&
               error_is(&err, VIR_ERR_RESOURCE_BUSY, VIR_FROM_LOCKSPACE,
                        "resource busy: Lockspace resource 'zz' is not locked") &&
-              fx.lockspaces->nleases == 0 && access(path_a, F_OK) != 0 &&
+              fx.lockspaces->nleases == 0 && access(path_a, F_OK) == 0 &&
               fx.owners->count == 0,
-              "BATCH_RELEASE releases the held ones despite an unheld one, reports that error");
+              "BATCH_RELEASE releases the held ones despite an unheld one, reports that error "
+              "(lease files stay)");
 
     close(waiter_fd);
     waitpid(waiter, NULL, 0);

@@ -39,6 +39,30 @@ static void touch(const char *path)
         close(fd);
 }
 
+/* The single-resource acquisition, as ACQUIRE_RESOURCE makes it (batch is always 0 here). */
+static int acquire(dmn_lockspaces *r, dmn_lockspace *ls, const char *name, const char *disk,
+                   unsigned int flags, dmn_owner *owner, uint64_t batch, dmn_holding **h,
+                   vml_error *err)
+{
+    vml_ext_resource2 res = { .lockspace = ls->path, .name = (char *)name,
+                              .disk = (char *)(disk != NULL ? disk : ""), .flags = flags };
+
+    (void)batch;
+    return dmn_lease_acquire(r, ls, &res, owner, h, NULL, err);
+}
+
+/* The first bytes of path, NUL-terminated, into buf (empty when unreadable). */
+static const char *head_of(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
 /* An owner for pid with a recognisable identity; borrowed from the registry. */
 static dmn_owner *owner_for(pid_t pid, const char *name, unsigned char uuid_byte)
 {
@@ -219,7 +243,7 @@ static void test_recheck(dmn_owner *me)
 
     replacements = 1;
     hook_calls = 0;
-    VML_CHECK(dmn_lease_acquire(reg, ls, "r1", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+    VML_CHECK(acquire(reg, ls, "r1", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
                                 &err) == 0 && h != NULL,
               "a lease file replaced between open and lock is still acquired");
     VML_CHECK(hook_calls == 2, "by dropping the stale lock and locking again");
@@ -228,11 +252,12 @@ static void test_recheck(dmn_owner *me)
               "the lock is on the file the path names now");
     if (h != NULL)
         dmn_holding_release(reg, h);
-    VML_CHECK(!exists(path), "releasing the autocreated exclusive lease removes its file");
+    VML_CHECK(exists(path), "releasing the exclusive lease keeps its file (its record carries "
+              "the generation on)");
 
     replacements = 1000;
     hook_calls = 0;
-    VML_CHECK(dmn_lease_acquire(reg, ls, "r2", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+    VML_CHECK(acquire(reg, ls, "r2", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
                                 &err) < 0 && has(err.message, "replaced 16 times"),
               "a file replaced on every try: an error after 16 attempts, not a loop");
     VML_CHECK(hook_calls == DMN_LEASE_LOCK_ATTEMPTS && reg->nleases == 0,
@@ -255,53 +280,74 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
     dmn_lockspaces_add(reg, dir, &ls, &err);
     snprintf(path, sizeof(path), "%s/lease", dir);
 
-    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, 0, me, 0, &h, &err) < 0 &&
+    VML_CHECK(acquire(reg, ls, "lease", NULL, 0, me, 0, &h, &err) < 0 &&
               err.code == VIR_ERR_SYSTEM_ERROR && has(err.message, path),
               "without AUTOCREATE a missing lease file is an error naming it");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+    VML_CHECK(acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
                                 &err) == 0 && exists(path), "AUTOCREATE creates the lease file");
     {
         struct stat st;
         VML_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "lease files are mode 0600");
     }
     conflicts = reg->conflicts;
-    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h2,
+    VML_CHECK(acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h2,
                                 &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY,
               "the same owner acquiring again is busy");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "lease", "/img/x.raw", VML_LS_ACQUIRE_SHARED, other, 0,
+    VML_CHECK(acquire(reg, ls, "lease", "/img/x.raw", VML_LS_ACQUIRE_SHARED, other, 0,
                                 &h2, &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY &&
               err.domain == VIR_FROM_LOCKSPACE &&
               has(err.message, "resource busy: Lockspace resource 'lease' (disk '/img/x.raw') is locked by domain 'me' (uuid 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a, pid "),
               "shared against exclusive is busy, naming the holder domain, uuid and pid");
     VML_CHECK(reg->conflicts == conflicts + 2, "busy answers are counted as conflicts");
-    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)other->pid, &err) < 0 &&
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)other->pid, NULL, &err) < 0 &&
               err.code == VIR_ERR_INTERNAL_ERROR && err.domain == VIR_FROM_LOCKSPACE &&
               has(err.message, "does not hold the resource lock"),
               "release by an owner that does not hold it: INTERNAL_ERROR");
-    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, &err) == 0 &&
-              !exists(path) && me->nholdings == 0, "release by the holder removes the autocreated file");
-    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, &err) < 0 &&
+    {
+        char text[DMN_RECORD_SIZE + 1];
+
+        VML_CHECK(has(head_of(path, text, sizeof(text)),
+                      "vmlockd-owner-record 1\nstate held\ngeneration 1\n") &&
+                  has(text, "\ndomain me\n") && has(text, "\nowner_pid "),
+                  "an exclusive acquisition writes a held owner record, generation 1");
+    }
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, NULL, &err) == 0 &&
+              exists(path) && me->nholdings == 0, "release by the holder keeps the lease file");
+    {
+        char text[DMN_RECORD_SIZE + 1];
+
+        VML_CHECK(has(head_of(path, text, sizeof(text)),
+                      "vmlockd-owner-record 1\nstate free\ngeneration 1\n") &&
+                  has(text, "\nlast_domain me\n") && has(text, "\nreleased_at "),
+                  "and its record says free, generation kept, naming the last holder");
+    }
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, NULL, &err) < 0 &&
               err.code == VIR_ERR_RESOURCE_BUSY && has(err.message, "'lease' is not locked"),
               "a second release: 'is not locked'");
 
     /* shared: holders accumulate; the file goes with the last one */
-    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
+    VML_CHECK(acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
                                 me, 0, &h, &err) == 0 &&
-              dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, other, 0, &h2, &err) == 0,
+              acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, other, 0, &h2, &err) == 0,
               "two owners share a shared lease");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h3, &err) < 0 &&
+    VML_CHECK(acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h3, &err) < 0 &&
               err.code == VIR_ERR_RESOURCE_BUSY, "a shared holder cannot take it a second time");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, 0, third, 0, &h3, &err) < 0 &&
+    VML_CHECK(acquire(reg, ls, "s", NULL, 0, third, 0, &h3, &err) < 0 &&
               has(err.message, "is locked by domain 'me'") && has(err.message, " and 1 other(s)"),
               "exclusive against two sharers: busy naming the first and counting the others");
     snprintf(path, sizeof(path), "%s/s", dir);
     dmn_holding_release(reg, h);
     VML_CHECK(exists(path) && reg->nleases > 0, "the lease stays while a sharer remains");
     dmn_holding_release(reg, h2);
-    VML_CHECK(!exists(path), "the last sharer's release removes the autocreated file");
+    VML_CHECK(exists(path) && reg->nleases == 0, "the last sharer's release keeps the file");
+    {
+        char text[16];
+        VML_CHECK(head_of(path, text, sizeof(text))[0] == '\0',
+                  "sharers never write an owner record");
+    }
 
     /* a shared autocreated lease also read-locked by another host stays on disk */
-    VML_CHECK(dmn_lease_acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
+    VML_CHECK(acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE,
                                 me, 0, &h, &err) == 0, "a shared autocreated lease");
     locker = spawn_locker(path, F_RDLCK, &release_fd);
     if (VML_CHECK(locker > 0, "another process read-locks the same file")) {
@@ -316,12 +362,12 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
     touch(path);
     locker = spawn_locker(path, F_WRLCK, &release_fd);
     if (VML_CHECK(locker > 0, "another process write-locks a lease file")) {
-        VML_CHECK(dmn_lease_acquire(reg, ls, "ext", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h, &err) < 0 &&
+        VML_CHECK(acquire(reg, ls, "ext", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h, &err) < 0 &&
                   has(err.message, "Lockspace resource 'ext' is locked by another process or host"),
                   "acquiring it is busy: 'locked by another process or host'");
         VML_CHECK(reg->nleases == 0 && me->nholdings == 0, "and nothing is recorded");
         stop_child(locker, release_fd);
-        VML_CHECK(dmn_lease_acquire(reg, ls, "ext", NULL, 0, me, 0, &h, &err) == 0,
+        VML_CHECK(acquire(reg, ls, "ext", NULL, 0, me, 0, &h, &err) == 0,
                   "once that process exits the lease is granted");
         dmn_holding_release(reg, h);
         VML_CHECK(exists(path), "a lease file that was not autocreated is never removed");
@@ -333,23 +379,23 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
     touch(img);
     if (symlink(img, link_path) < 0)
         printf("# symlink failed\n");
-    VML_CHECK(dmn_lease_acquire(reg, def, img, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h, &err) == 0,
+    VML_CHECK(acquire(reg, def, img, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h, &err) == 0,
               "a disk image in the default lockspace");
-    VML_CHECK(dmn_lease_acquire(reg, def, link_path, NULL, 0, other, 0, &h2, &err) < 0 &&
+    VML_CHECK(acquire(reg, def, link_path, NULL, 0, other, 0, &h2, &err) < 0 &&
               has(err.message, "is locked by domain 'me'") &&
               has(err.message, "through '"),
               "a symlink to it is busy, naming the holder through the other path");
-    VML_CHECK(dmn_lease_acquire(reg, def, dev_null, NULL, 0, other, 0, &h2, &err) < 0 &&
+    VML_CHECK(acquire(reg, def, dev_null, NULL, 0, other, 0, &h2, &err) < 0 &&
               has(err.message, "not a regular file or a block device"),
               "a character device is refused");
-    VML_CHECK(dmn_lease_acquire(reg, def, tmpdir, NULL, 0, other, 0, &h2, &err) < 0,
+    VML_CHECK(acquire(reg, def, tmpdir, NULL, 0, other, 0, &h2, &err) < 0,
               "a directory is refused");
     dmn_holding_release(reg, h);
     VML_CHECK(exists(img), "a disk image is never removed, even with AUTOCREATE");
     {
         char nolock[300];
         snprintf(nolock, sizeof(nolock), "%s/never-created.img", tmpdir);
-        VML_CHECK(dmn_lease_acquire(reg, def, nolock, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+        VML_CHECK(acquire(reg, def, nolock, NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
                                     &err) < 0 && !exists(nolock),
                   "the default lockspace never creates a missing disk");
     }
@@ -358,14 +404,14 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
     snprintf(path, sizeof(path), "%s/sym", dir);
     if (symlink(img, path) < 0)
         printf("# symlink failed\n");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "sym", NULL, 0, me, 0, &h, &err) < 0 &&
+    VML_CHECK(acquire(reg, ls, "sym", NULL, 0, me, 0, &h, &err) < 0 &&
               has(err.message, "symbolic link"), "a lease file that is a symlink is refused");
 
     /* CREATE_RESOURCE / DELETE_RESOURCE */
     snprintf(path, sizeof(path), "%s/made", dir);
     VML_CHECK(dmn_resource_create(reg, ls, "made", &err) == 0 && exists(path),
               "CREATE_RESOURCE makes the lease file");
-    VML_CHECK(dmn_lease_acquire(reg, ls, "made", NULL, 0, me, 0, &h, &err) == 0 &&
+    VML_CHECK(acquire(reg, ls, "made", NULL, 0, me, 0, &h, &err) == 0 &&
               dmn_resource_delete(reg, ls, "made", &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY &&
               exists(path), "DELETE_RESOURCE of a held resource is busy and keeps the file");
     dmn_holding_release(reg, h);
@@ -384,45 +430,190 @@ static void test_batch(dmn_owner *me, dmn_owner *other)
     char dir[256], path_a[300];
     dmn_lockspace *ls = NULL;
     vml_error err;
-    vml_ext_resource res[3];
+    vml_ext_resource2 res[3];
     uint64_t acquires;
 
     snprintf(dir, sizeof(dir), "%s/batch", tmpdir);
     dmn_lockspaces_add(reg, dir, &ls, &err);
     snprintf(path_a, sizeof(path_a), "%s/a", dir);
 
-    res[0] = (vml_ext_resource){ .lockspace = dir, .name = "s", .disk = "/d/s",
+    res[0] = (vml_ext_resource2){ .lockspace = dir, .name = "s", .disk = "/d/s",
                                  .flags = VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE };
     res[1] = res[0];
-    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, me, &err) == 0 && me->nholdings == 1,
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, me, NULL, &err) == 0 && me->nholdings == 1,
               "a shared resource twice in one batch is taken once");
     res[1].flags = VML_LS_ACQUIRE_AUTOCREATE;
-    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, &err) < 0 &&
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, NULL, &err) < 0 &&
               err.code == VIR_ERR_RESOURCE_BUSY && other->nholdings == 0,
               "the same resource shared then exclusive in one batch conflicts; nothing kept");
     res[0].flags = res[1].flags = VML_LS_ACQUIRE_AUTOCREATE;
     res[0].name = res[1].name = "x";
-    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, &err) < 0 &&
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, NULL, &err) < 0 &&
               err.code == VIR_ERR_RESOURCE_BUSY && other->nholdings == 0,
               "an exclusive resource twice in one batch conflicts");
     acquires = reg->acquires;
-    res[0] = (vml_ext_resource){ .lockspace = dir, .name = "a", .disk = "/d/a",
+    res[0] = (vml_ext_resource2){ .lockspace = dir, .name = "a", .disk = "/d/a",
                                  .flags = VML_LS_ACQUIRE_AUTOCREATE };
-    res[1] = (vml_ext_resource){ .lockspace = dir, .name = "b", .disk = "/d/b",
+    res[1] = (vml_ext_resource2){ .lockspace = dir, .name = "b", .disk = "/d/b",
                                  .flags = VML_LS_ACQUIRE_AUTOCREATE };
-    res[2] = (vml_ext_resource){ .lockspace = dir, .name = "s", .disk = "/d/s", .flags = 0 };
-    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, &err) < 0 &&
+    res[2] = (vml_ext_resource2){ .lockspace = dir, .name = "s", .disk = "/d/s", .flags = 0 };
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, NULL, &err) < 0 &&
               has(err.message, "'s' (disk '/d/s') is locked by domain 'me'"),
               "a batch failing at its third resource reports that resource");
     VML_CHECK(!exists(path_a) && other->nholdings == 0 && reg->acquires == acquires,
               "and undoes the first two: files removed, nothing held, nothing counted");
     res[2].flags = VML_LS_ACQUIRE_SHARED;
-    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, &err) == 0 && other->nholdings == 3 &&
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 3, other, NULL, &err) == 0 && other->nholdings == 3 &&
               reg->acquires == acquires + 3, "the same batch with a shared third resource succeeds");
-    VML_CHECK(dmn_lease_release_batch(reg, res, 3, (unsigned int)other->pid, &err) == 0 &&
-              other->nholdings == 0 && !exists(path_a), "BATCH_RELEASE releases all of them");
+    VML_CHECK(dmn_lease_release_batch(reg, res, 3, (unsigned int)other->pid, NULL, &err) == 0 &&
+              other->nholdings == 0 && exists(path_a),
+              "BATCH_RELEASE releases all of them (the files stay)");
     VML_CHECK(dmn_lockspaces_release_owner(reg, me) == 1 && me->nholdings == 0,
               "releasing everything of an owner counts its leases");
+}
+
+/* One acquisition with an expected generation (epoch 0 = a lease-file generation). */
+static int acquire_expect(dmn_lockspace *ls, const char *name, const char *disk,
+                          unsigned int flags, dmn_owner *owner, uint64_t expected,
+                          uint64_t epoch, vml_ext_generation *gen, dmn_holding **h,
+                          vml_error *err)
+{
+    vml_ext_resource2 res = { .lockspace = ls->path, .name = (char *)name, .disk = (char *)disk,
+                              .flags = flags | VML_EXT_RESOURCE_EXPECT_GENERATION,
+                              .expected_generation = expected, .expected_epoch = epoch };
+
+    return dmn_lease_acquire(reg, ls, &res, owner, h, gen, err);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    if (fd >= 0) {
+        if (write(fd, text, strlen(text)) < 0)
+            printf("# write failed\n");
+        close(fd);
+    }
+}
+
+static void test_generations(dmn_owner *me, dmn_owner *other, pid_t twin_pid)
+{
+    char dir[256], path[300], img[300], text[DMN_RECORD_SIZE + 1];
+    dmn_lockspace *ls = NULL, *def = dmn_lockspaces_find(reg, "");
+    dmn_owner *twin = owner_for(twin_pid, "me-migrated", 0x0a);
+    vml_ext_resource2 plain = { .disk = (char *)"/img/g" };
+    vml_ext_generation gen;
+    dmn_holding *h = NULL;
+    vml_error err;
+    int release_fd;
+    pid_t locker;
+
+    snprintf(dir, sizeof(dir), "%s/gens", tmpdir);
+    dmn_lockspaces_add(reg, dir, &ls, &err);
+    snprintf(path, sizeof(path), "%s/g", dir);
+    plain.lockspace = dir;
+    plain.name = (char *)"g";
+    plain.flags = VML_LS_ACQUIRE_AUTOCREATE;
+
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) == 0 && gen.held &&
+              gen.generation == 1 && gen.epoch == 0,
+              "the first exclusive acquisition is generation 1, kept in the lease file (epoch 0)");
+    VML_CHECK(dmn_lease_release(reg, ls, "g", me->pid, &gen, &err) == 0 && gen.generation == 1,
+              "its release reports generation 1");
+    VML_CHECK(acquire_expect(ls, "g", "/img/g", VML_LS_ACQUIRE_AUTOCREATE, me, 1, 0, &gen, &h,
+                             &err) == 0 && gen.generation == 2,
+              "resuming with generation 1 when nobody took it: granted, generation 2");
+    dmn_holding_release(reg, h);
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, other, &h, &gen, &err) == 0 &&
+              gen.generation == 3, "another domain takes it: generation 3");
+    dmn_holding_release(reg, h);
+    VML_CHECK(acquire_expect(ls, "g", "/img/g", VML_LS_ACQUIRE_AUTOCREATE, me, 2, 0, &gen, &h,
+                             &err) < 0 && err.code == VIR_ERR_OPERATION_INVALID &&
+              err.domain == VIR_FROM_LOCKSPACE &&
+              has(err.message, "disk '/img/g' was acquired by domain 'other' (uuid 0b0b0b0b") &&
+              has(err.message, "while domain 'me' did not hold it (generation 3, expected 2)"),
+              "resuming with generation 2 after another domain held it: refused, naming both");
+    VML_CHECK(reg->nleases == 0 && has(head_of(path, text, sizeof(text)), "state free\ngeneration 3\n"),
+              "the refused acquisition left nothing held and the record untouched");
+    /* The same domain's migration target (same uuid, another QEMU) does not fence it. */
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) == 0 && gen.generation == 4,
+              "the domain takes it again: generation 4");
+    dmn_holding_release(reg, h);
+    VML_CHECK(twin != NULL && dmn_lease_acquire(reg, ls, &plain, twin, &h, &gen, &err) == 0 &&
+              gen.generation == 5, "its migration target (same uuid) takes it: generation 5");
+    dmn_holding_release(reg, h);
+    VML_CHECK(acquire_expect(ls, "g", "/img/g", VML_LS_ACQUIRE_AUTOCREATE, me, 4, 0, &gen, &h,
+                             &err) == 0, "the source may resume with generation 4: only its own "
+              "domain held the lease since");
+    dmn_holding_release(reg, h);
+    VML_CHECK(has(head_of(path, text, sizeof(text)), "generation 6\nrun_start 4\n"),
+              "the record keeps the run of one domain (run_start 4)");
+
+    /* Sharers never move the generation. */
+    plain.flags = VML_LS_ACQUIRE_SHARED;
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, other, &h, &gen, &err) == 0 &&
+              gen.generation == 6, "a shared acquisition reports the last exclusive generation");
+    dmn_holding_release(reg, h);
+    VML_CHECK(has(head_of(path, text, sizeof(text)), "state free\ngeneration 6\n"),
+              "... and writes nothing");
+
+    /* Direct mode: the generation lives in this daemon, named by its epoch. */
+    snprintf(img, sizeof(img), "%s/gen.img", tmpdir);
+    touch(img);
+    plain.lockspace = (char *)"";
+    plain.name = img;
+    plain.flags = 0;
+    VML_CHECK(dmn_lease_acquire(reg, def, &plain, me, &h, &gen, &err) == 0 &&
+              gen.generation == 1 && gen.epoch == reg->epoch && reg->epoch != 0,
+              "direct mode: generation 1 in this daemon's epoch");
+    dmn_holding_release(reg, h);
+    VML_CHECK(acquire_expect(def, img, img, 0, other, 7, reg->epoch + 1, &gen, &h, &err) == 0,
+              "an expectation from another daemon's epoch cannot be checked: granted (logged)");
+    dmn_holding_release(reg, h);
+    VML_CHECK(acquire_expect(def, img, img, 0, me, 1, reg->epoch, &gen, &h, &err) < 0 &&
+              has(err.message, "was acquired by domain 'other'") && has(err.message, "on this host"),
+              "... but one of this epoch is: refused after another domain took the disk");
+    VML_CHECK(head_of(img, text, sizeof(text))[0] == '\0', "a disk image is never written to");
+
+    /* A lease file with other content is never written; its generation stays here. */
+    snprintf(path, sizeof(path), "%s/foreign", dir);
+    write_text(path, "sanlock lease area\n");
+    plain.lockspace = dir;
+    plain.name = (char *)"foreign";
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) == 0 &&
+              gen.epoch == reg->epoch, "a foreign lease file: the generation is daemon-local");
+    dmn_holding_release(reg, h);
+    VML_CHECK(strcmp(head_of(path, text, sizeof(text)), "sanlock lease area\n") == 0,
+              "... and its content is untouched");
+
+    /* Busy against another host: its record names the holder. */
+    snprintf(path, sizeof(path), "%s/remote", dir);
+    write_text(path, "vmlockd-owner-record 1\nstate held\ngeneration 9\nrun_start 9\n"
+                     "host far.example\nboot_id b\ndaemon_pid 77\nowner_pid 4321\n"
+                     "domain faraway\nuuid 01010101-0101-0101-0101-010101010101\n"
+                     "acquired_at 1795000000000000 x\nend\n");
+    plain.name = (char *)"remote";
+    plain.flags = 0;
+    locker = spawn_locker(path, F_WRLCK, &release_fd);
+    if (VML_CHECK(locker > 0, "another host write-locks a lease file with a record")) {
+        VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) < 0 &&
+                  has(err.message, "Lockspace resource 'remote' (disk '/img/g') is locked by "
+                      "domain 'faraway' (uuid 01010101-0101-0101-0101-010101010101, pid 4321) "
+                      "on host far.example since 2026-"),
+                  "the busy error names the holder from the record");
+        stop_child(locker, release_fd);
+    }
+    locker = spawn_locker(path, F_RDLCK, &release_fd);
+    if (VML_CHECK(locker > 0, "another host read-locks it")) {
+        VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) < 0 &&
+                  has(err.message, "is locked by another process or host (shared)"),
+                  "a shared lock elsewhere: the (stale) record is not believed");
+        stop_child(locker, release_fd);
+    }
+    VML_CHECK(dmn_lease_acquire(reg, ls, &plain, me, &h, &gen, &err) == 0 && gen.generation == 10,
+              "once free it is granted, continuing the record's generation (10)");
+    dmn_holding_release(reg, h);
+    dmn_owners_forget_if_idle(owners, twin);
 }
 
 static void test_owners(void)
@@ -487,7 +678,7 @@ static void test_kill(void)
         return;
     VML_CHECK(dmn_owners_holder_closed(owners, owner, 1000) == DMN_HANGUP_NOTHING,
               "a hangup of an owner holding nothing kills nothing");
-    dmn_lease_acquire(reg, ls, "v", NULL, VML_LS_ACQUIRE_AUTOCREATE, owner, 0, &h, &err);
+    acquire(reg, ls, "v", NULL, VML_LS_ACQUIRE_AUTOCREATE, owner, 0, &h, &err);
     VML_CHECK(dmn_owners_holder_closed(owners, owner, 1000) == DMN_HANGUP_SIGNALLED &&
               owner->kill_pending && owners->kills == 1,
               "a hangup of an owner holding a lease: SIGTERM sent and counted");
@@ -512,8 +703,8 @@ static void test_kill(void)
 int main(void)
 {
     vml_error err;
-    int other_fd = -1, third_fd = -1;
-    pid_t other_pid, third_pid;
+    int other_fd = -1, third_fd = -1, twin_fd = -1;
+    pid_t other_pid, third_pid, twin_pid;
     dmn_owner *me, *other, *third;
     char cmd[128];
 
@@ -525,6 +716,7 @@ int main(void)
     }
     other_pid = spawn_waiter(&other_fd);
     third_pid = spawn_waiter(&third_fd);
+    twin_pid = spawn_waiter(&twin_fd);
     me = owner_for(getpid(), "me", 0x0a);
     other = owner_for(other_pid, "other", 0x0b);
     third = owner_for(third_pid, "third", 0x0c);
@@ -537,6 +729,7 @@ int main(void)
     test_recheck(me);
     test_acquire_release(me, other, third);
     test_batch(me, other);
+    test_generations(me, other, twin_pid);
     test_owners();
     test_kill();
 
@@ -544,6 +737,7 @@ int main(void)
     dmn_owners_free(owners);
     stop_child(other_pid, other_fd);
     stop_child(third_pid, third_fd);
+    stop_child(twin_pid, twin_fd);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         printf("# cannot remove %s\n", tmpdir);

@@ -147,7 +147,7 @@ static int answer_batch(int fd, const vml_rpc_header *hdr, const unsigned char *
     if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ext_batch_args, &args) < 0)
         return 1;
     used = (size_t)snprintf(line, sizeof(line), "%s %s %u",
-                            acquire ? "BATCH_ACQUIRE" : "BATCH_RELEASE",
+                            acquire ? "BATCH_ACQUIRE(v1)" : "BATCH_RELEASE(v1)",
                             args.owner.name, args.owner.pid);
     for (u_int i = 0; i < args.resources.resources_len; i++) {
         const vml_ext_resource *res = &args.resources.resources_val[i];
@@ -171,6 +171,92 @@ static int answer_batch(int fd, const vml_rpc_header *hdr, const unsigned char *
     return rc;
 }
 
+static int reply_generations(int fd, const vml_rpc_header *call, const vml_ext_batch2_args *args)
+{
+    vml_rpc_header hdr = *call;
+    vml_ext_generation gens[64];
+    vml_ext_batch2_ret ret = { { 0, gens } };
+    unsigned char *msg = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(gens, 0, sizeof(gens));
+    ret.generations.generations_len = args->resources.resources_len;
+    for (u_int i = 0; i < args->resources.resources_len && i < 64; i++) {
+        gens[i].generation = 10 + i;
+        gens[i].epoch = args->resources.resources_val[i].lockspace[0] == '\0' ? 0xe9 : 0;
+        gens[i].held = TRUE;
+    }
+    hdr.type = VML_RPC_REPLY;
+    hdr.status = VML_RPC_OK;
+    if (vml_wire_encode(&hdr, (xdrproc_t)xdr_vml_ext_batch2_ret, &ret, &msg, &len) < 0)
+        return -1;
+    rc = send_full(fd, msg, len);
+    free(msg);
+    return rc;
+}
+
+static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char *msg,
+                         size_t len)
+{
+    vml_ext_batch2_args args;
+    bool acquire = hdr->proc == VML_EXT_PROC_BATCH_ACQUIRE;
+    const char *verb = acquire ? "BATCH_ACQUIRE"
+                       : hdr->proc == VML_EXT_PROC_INQUIRE ? "INQUIRE" : "BATCH_RELEASE";
+    char line[6000];
+    size_t used;
+    const char *refuse = NULL;
+    bool moved = false;
+    char detail[512];
+    int rc;
+
+    memset(&args, 0, sizeof(args));
+    if (vml_wire_decode_payload(msg, len, (xdrproc_t)xdr_vml_ext_batch2_args, &args) < 0)
+        return 1;
+    used = (size_t)snprintf(line, sizeof(line), "%s %s %u", verb, args.owner.name,
+                            args.owner.pid);
+    for (u_int i = 0; i < args.resources.resources_len; i++) {
+        const vml_ext_resource2 *res = &args.resources.resources_val[i];
+        char expect[64] = "";
+
+        if (res->flags & VML_EXT_RESOURCE_EXPECT_GENERATION)
+            snprintf(expect, sizeof(expect), " expect=%llu@%llx",
+                     (unsigned long long)res->expected_generation,
+                     (unsigned long long)res->expected_epoch);
+        if (used < sizeof(line))
+            used += (size_t)snprintf(line + used, sizeof(line) - used, " {%s %s %s %u%s;}",
+                                     res->lockspace, res->name, res->disk, res->flags, expect);
+        if (refuse == NULL && acquire && has_prefix(res->name, "busy"))
+            refuse = res->name;
+        if (refuse == NULL && acquire && has_prefix(res->name, "moved") && expect[0] != '\0') {
+            refuse = res->name;
+            moved = true;
+        }
+        if (refuse == NULL && !acquire && hdr->proc != VML_EXT_PROC_INQUIRE &&
+            has_prefix(res->name, "notheld"))
+            refuse = res->name;
+    }
+    if (used < sizeof(line) && args.on_lockfailure != 0)
+        used += (size_t)snprintf(line + used, sizeof(line) - used, " action=%d",
+                                 args.on_lockfailure);
+    if (used < sizeof(line) && args.uri[0] != '\0')
+        used += (size_t)snprintf(line + used, sizeof(line) - used, " uri=%s", args.uri);
+    log_line("%s", line);
+    if (refuse != NULL && moved) {
+        snprintf(detail, sizeof(detail), "disk '%s' was acquired by domain 'intruder' while "
+                 "domain '%s' did not hold it", refuse, args.owner.name);
+        rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_INVALID, detail);
+    } else if (refuse != NULL) {
+        snprintf(detail, sizeof(detail), "Lockspace resource '%s' is %s", refuse,
+                 acquire ? "locked" : "not locked");
+        rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_RESOURCE_BUSY, detail);
+    } else {
+        rc = reply_generations(fd, hdr, &args);
+    }
+    xdr_free((xdrproc_t)xdr_vml_ext_batch2_args, (char *)&args);
+    return rc;
+}
+
 /* Answer one call; 1 = drop the connection. */
 static int answer(int fd, const unsigned char *msg, size_t len, fake_mode mode)
 {
@@ -180,12 +266,14 @@ static int answer(int fd, const unsigned char *msg, size_t len, fake_mode mode)
     if (vml_wire_decode_header(msg, len, &hdr) < 0)
         return 1;
     if (hdr.prog == VML_EXT_PROGRAM) {
-        if (mode == FAKE_VIRTLOCKD) {
-            log_line("NOPROG %d", hdr.proc);
+        if (mode == FAKE_VIRTLOCKD || (mode == FAKE_VMLOCKD_V1 && hdr.vers != 1)) {
+            log_line("%s %d", mode == FAKE_VIRTLOCKD ? "NOPROG" : "NOVERS", hdr.proc);
             snprintf(detail, sizeof(detail), "Cannot find program %d version %d",
                      (int)hdr.prog, (int)hdr.vers);
             return reply_error(fd, &hdr, VIR_FROM_RPC, VIR_ERR_RPC, detail);
         }
+        if (hdr.vers == VML_EXT_PROTOCOL_VERSION_2)
+            return answer_batch2(fd, &hdr, msg, len);
         return answer_batch(fd, &hdr, msg, len);
     }
     switch (hdr.proc) {

@@ -10,17 +10,26 @@
  *   "busy..."     ACQUIRE_RESOURCE / BATCH_ACQUIRE: resource busy (VIR_FROM_LOCKSPACE)
  *   "notheld..."  RELEASE_RESOURCE / BATCH_RELEASE: resource busy "is not locked"
  *   "drop..."     any resource procedure: the connection is closed without a reply
- * everything else succeeds.  FAKE_VIRTLOCKD answers the extension program with virtlockd's
- * "Cannot find program" error.  Each call is appended to the log file as one line before
- * the reply is sent, so the log is complete once the client has its reply:
+ *   "moved..."   BATCH_ACQUIRE (version 2) with an expected generation: refused as vmlockd
+ *                 refuses a resume after another domain held the lease
+ * everything else succeeds.  Version 2 batches answer generation 10 + the resource's index,
+ * epoch 0xe9 for the default lockspace and 0 for the others.  FAKE_VIRTLOCKD answers the
+ * extension program with virtlockd's "Cannot find program" error; FAKE_VMLOCKD_V1 does so
+ * for extension version 2 only (an older vmlockd).  Each call is appended to the log file
+ * as one line before the reply is sent, so the log is complete once the client has its
+ * reply:
  *   REGISTER <name> <id> <pid> | RESTRICT | CREATE_LOCKSPACE <path>
  *   ACQUIRE <lockspace> <name> <flags> | RELEASE <lockspace> <name> <flags>
- *   BATCH_ACQUIRE <owner name> <pid> {<lockspace> <name> <disk> <flags>;}...
- *   BATCH_RELEASE <owner name> <pid> {...}   | NOPROG <proc>
+ *   BATCH_ACQUIRE <owner name> <pid> {<lockspace> <name> <disk> <flags>[ expect=G@E];}...
+ *       [ action=N] [ uri=U]                       (version 2)
+ *   BATCH_RELEASE <owner name> <pid> {...}      | INQUIRE <owner name> <pid> {...}
+ *   BATCH_ACQUIRE(v1) ... | BATCH_RELEASE(v1) ...  (version 1)
+ *   NOPROG <proc> (virtlockd) | NOVERS <proc> (version 2 to FAKE_VMLOCKD_V1)
  */
 typedef enum {
     FAKE_VMLOCKD,
     FAKE_VIRTLOCKD,
+    FAKE_VMLOCKD_V1,
 } fake_mode;
 
 typedef struct fake_daemon {

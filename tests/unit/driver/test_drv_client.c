@@ -27,10 +27,10 @@ static vml_ls_owner test_owner(void)
     return owner;
 }
 
-static vml_ext_resource res(const char *lockspace, const char *name, const char *disk,
-                            unsigned int flags)
+static vml_ext_resource2 res(const char *lockspace, const char *name, const char *disk,
+                             unsigned int flags)
 {
-    vml_ext_resource r = {
+    vml_ext_resource2 r = {
         .lockspace = (char *)lockspace, .name = (char *)name, .disk = (char *)disk, .flags = flags,
     };
     return r;
@@ -48,11 +48,11 @@ static void check_log(fake_daemon *fake, const char *want, const char *what)
 static void test_vmlockd_batch(void)
 {
     vml_ls_owner owner = test_owner();
-    vml_ext_resource two[] = {
+    vml_ext_resource2 two[] = {
         res("/ls", "a", "/img/a", VML_LS_ACQUIRE_AUTOCREATE),
         res("", "/img/b", "/img/b", VML_LS_ACQUIRE_SHARED),
     };
-    vml_ext_resource busy[] = { res("/ls", "busy1", "/img/c", 0) };
+    vml_ext_resource2 busy[] = { res("/ls", "busy1", "/img/c", 0) };
     fake_daemon fake;
     vml_error err;
 
@@ -61,15 +61,15 @@ static void test_vmlockd_batch(void)
         return;
     drv_client_forget_peer();
     vml_error_clear(&err);
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) == 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) == 0,
               "vmlockd: acquire succeeds");
     check_log(&fake, "BATCH_ACQUIRE vm1 1234 {/ls a /img/a 2;} { /img/b /img/b 1;}\n",
               "vmlockd: one BATCH_ACQUIRE round trip with every resource");
     VML_CHECK(!drv_client_peer_is_virtlockd(), "vmlockd: not mistaken for virtlockd");
 
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, busy, 1, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) < 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, busy, 1,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0,
               "vmlockd: a busy resource fails the acquire");
     VML_CHECK(err.code == VIR_ERR_RESOURCE_BUSY && err.domain == VIR_FROM_LOCKSPACE,
               "... with the daemon's code and domain");
@@ -78,7 +78,7 @@ static void test_vmlockd_batch(void)
     check_log(&fake, "BATCH_ACQUIRE vm1 1234 {/ls busy1 /img/c 0;}\n",
               "vmlockd: the failed batch is the only call");
 
-    VML_CHECK(drv_client_release(fake.sock_path, &owner, two, 2, &err) == 0,
+    VML_CHECK(drv_client_release(fake.sock_path, &owner, two, 2, NULL, &err) == 0,
               "vmlockd: release succeeds");
     check_log(&fake, "BATCH_RELEASE vm1 1234 {/ls a /img/a 2;} { /img/b /img/b 1;}\n",
               "vmlockd: one BATCH_RELEASE round trip");
@@ -130,23 +130,23 @@ static void test_register(void)
 static void test_virtlockd_fallback(void)
 {
     vml_ls_owner owner = test_owner();
-    vml_ext_resource two[] = {
+    vml_ext_resource2 two[] = {
         res("/ls", "a", "/img/a", VML_LS_ACQUIRE_AUTOCREATE),
         res("/ls", "b", "/img/b", VML_LS_ACQUIRE_AUTOCREATE | VML_LS_ACQUIRE_SHARED),
     };
-    vml_ext_resource partial[] = {
+    vml_ext_resource2 partial[] = {
         res("/ls", "a", "/img/a", 2),
         res("/ls", "x", "/img/x", 2),
         res("/ls", "busy-b", "/img/b", 2),
         res("/ls", "c", "/img/c", 2),
     };
-    vml_ext_resource direct_busy[] = { res("", "busy-direct", "busy-direct", 0) };
-    vml_ext_resource release[] = {
+    vml_ext_resource2 direct_busy[] = { res("", "busy-direct", "busy-direct", 0) };
+    vml_ext_resource2 release[] = {
         res("/ls", "notheld-a", "/img/a", 2),
         res("/ls", "b", "/img/b", 2),
         res("/ls", "notheld-c", "/img/c", 2),
     };
-    vml_ext_resource dropping[] = { res("/ls", "a", "/img/a", 2), res("/ls", "drop-b", "/img/b", 2) };
+    vml_ext_resource2 dropping[] = { res("/ls", "a", "/img/a", 2), res("/ls", "drop-b", "/img/b", 2) };
     fake_daemon fake;
     vml_error err;
 
@@ -155,21 +155,22 @@ static void test_virtlockd_fallback(void)
         return;
     drv_client_forget_peer();
     vml_error_clear(&err);
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) == 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) == 0,
               "virtlockd: acquire succeeds through the fallback");
-    check_log(&fake, "NOPROG 1\nREGISTER vm1 7 1234\nACQUIRE /ls a 2\nACQUIRE /ls b 3\n",
-              "virtlockd: probe, then REGISTER and one ACQUIRE_RESOURCE each on one connection");
+    check_log(&fake, "NOPROG 1\nNOPROG 1\nREGISTER vm1 7 1234\nACQUIRE /ls a 2\nACQUIRE /ls b 3\n",
+              "virtlockd: probes (version 2, then 1), then REGISTER and one ACQUIRE_RESOURCE "
+              "each on one connection");
     VML_CHECK(drv_client_peer_is_virtlockd(), "virtlockd is remembered");
 
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 1, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) == 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 1,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) == 0,
               "virtlockd: a second acquire succeeds");
     check_log(&fake, "REGISTER vm1 7 1234\nACQUIRE /ls a 2\n",
               "virtlockd: the second acquire does not probe again");
 
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, partial, 4, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) < 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, partial, 4,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0,
               "virtlockd: a busy resource fails the acquire");
     check_log(&fake, "REGISTER vm1 7 1234\nACQUIRE /ls a 2\nACQUIRE /ls x 2\nACQUIRE /ls busy-b 2\n"
                      "RELEASE /ls x 0\nRELEASE /ls a 0\n",
@@ -181,13 +182,13 @@ static void test_virtlockd_fallback(void)
     VML_CHECK_STR(err.detail, "Lockspace resource 'busy-b' is locked (disk '/img/b')",
                   "... in the detail libvirt gets as well");
 
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, direct_busy, 1, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) < 0 &&
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, direct_busy, 1,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0 &&
               strcmp(err.message, "resource busy: Lockspace resource 'busy-direct' is locked") == 0,
               "virtlockd: a direct lease already names the disk: nothing is added");
     free(fake_daemon_take_log(&fake));
 
-    VML_CHECK(drv_client_release(fake.sock_path, &owner, release, 3, &err) < 0,
+    VML_CHECK(drv_client_release(fake.sock_path, &owner, release, 3, NULL, &err) < 0,
               "virtlockd: a release with unheld resources fails");
     check_log(&fake, "REGISTER vm1 7 1234\nRELEASE /ls notheld-a 0\nRELEASE /ls b 0\n"
                      "RELEASE /ls notheld-c 0\n",
@@ -195,19 +196,90 @@ static void test_virtlockd_fallback(void)
     VML_CHECK(strstr(err.message, "'notheld-a' is not locked (disk '/img/a')") != NULL,
               "... and reports the first failure");
 
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, dropping, 2, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) < 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, dropping, 2,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0,
               "virtlockd: a connection dropped mid-acquire fails the acquire");
     VML_CHECK(err.code == VIR_ERR_RPC && strstr(err.message, "closed the connection") != NULL,
               "... as a transport error");
     check_log(&fake, "REGISTER vm1 7 1234\nACQUIRE /ls a 2\nACQUIRE /ls drop-b 2\n",
               "... with no undo attempted on the dead connection");
     VML_CHECK(!drv_client_peer_is_virtlockd(), "a transport error forgets what the daemon was");
-    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 1, NULL,
-                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, &err) == 0,
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 1,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) == 0,
               "the next acquire succeeds");
-    check_log(&fake, "NOPROG 1\nREGISTER vm1 7 1234\nACQUIRE /ls a 2\n",
+    check_log(&fake, "NOPROG 1\nNOPROG 1\nREGISTER vm1 7 1234\nACQUIRE /ls a 2\n",
               "... after probing for the batch program again");
+    fake_daemon_stop(&fake);
+}
+
+/* Version 2: generations come back, expectations and <on_lockfailure> go out. */
+static void test_generations(void)
+{
+    vml_ls_owner owner = test_owner();
+    vml_ext_resource2 two[] = {
+        res("/ls", "a", "/img/a", VML_LS_ACQUIRE_AUTOCREATE),
+        res("", "/img/b", "/img/b", 0),
+    };
+    vml_ext_resource2 moved[] = { res("/ls", "moved-a", "/img/a", VML_LS_ACQUIRE_AUTOCREATE) };
+    vml_ext_generation gens[2];
+    fake_daemon fake;
+    vml_error err;
+
+    if (!VML_CHECK(fake_daemon_start(&fake, tmpdir, "gens", FAKE_VMLOCKD) == 0,
+                   "fake vmlockd for generations starts"))
+        return;
+    drv_client_forget_peer();
+    vml_error_clear(&err);
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2, VIR_DOMAIN_LOCK_FAILURE_PAUSE,
+                                 "qemu:///system", gens, &err) == 0 &&
+              gens[0].held && gens[0].generation == 10 && gens[0].epoch == 0 &&
+              gens[1].held && gens[1].generation == 11 && gens[1].epoch == 0xe9,
+              "version 2 acquire returns one generation per resource, with its epoch");
+    check_log(&fake, "BATCH_ACQUIRE vm1 1234 {/ls a /img/a 2;} { /img/b /img/b 0;} action=3 "
+              "uri=qemu:///system\n", "... and carries the pause action and the URI");
+    two[0].flags |= VML_EXT_RESOURCE_EXPECT_GENERATION;
+    two[0].expected_generation = 10;
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2, VIR_DOMAIN_LOCK_FAILURE_DEFAULT,
+                                 NULL, gens, &err) == 0, "an acquire with an expectation");
+    check_log(&fake, "BATCH_ACQUIRE vm1 1234 {/ls a /img/a 6 expect=10@0;} { /img/b /img/b 0;}\n",
+              "... sends the expected generation of that resource only");
+    moved[0].flags |= VML_EXT_RESOURCE_EXPECT_GENERATION;
+    moved[0].expected_generation = 3;
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, moved, 1, VIR_DOMAIN_LOCK_FAILURE_DEFAULT,
+                                 NULL, gens, &err) < 0 && err.code == VIR_ERR_OPERATION_INVALID &&
+              strstr(err.message, "was acquired by domain 'intruder'") != NULL,
+              "a refused expectation reaches the caller with the daemon's code and text");
+    free(fake_daemon_take_log(&fake));
+    VML_CHECK(drv_client_release(fake.sock_path, &owner, two, 2, gens, &err) == 0 &&
+              gens[0].generation == 10 && gens[1].generation == 11 && gens[1].held,
+              "version 2 release returns the generations released");
+    VML_CHECK(drv_client_inquire(fake.sock_path, &owner, two, 2, gens, &err) == 0 &&
+              gens[0].generation == 10 && gens[0].held, "INQUIRE returns the generations held");
+    check_log(&fake, "BATCH_RELEASE vm1 1234 {/ls a /img/a 6 expect=10@0;} { /img/b /img/b 0;}\n"
+              "INQUIRE vm1 1234 {/ls a /img/a 6 expect=10@0;} { /img/b /img/b 0;}\n",
+              "release and inquire are one call each");
+    fake_daemon_stop(&fake);
+
+    /* An older vmlockd (extension version 1 only). */
+    if (!VML_CHECK(fake_daemon_start(&fake, tmpdir, "oldvmlockd", FAKE_VMLOCKD_V1) == 0,
+                   "fake vmlockd of version 1 starts"))
+        return;
+    drv_client_forget_peer();
+    gens[0].held = true;
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, two, 2, VIR_DOMAIN_LOCK_FAILURE_DEFAULT,
+                                 NULL, gens, &err) == 0 && !gens[0].held && !gens[1].held,
+              "version 1 daemon: the acquire succeeds without generations");
+    check_log(&fake, "NOVERS 1\nBATCH_ACQUIRE(v1) vm1 1234 {/ls a /img/a 2;} { /img/b /img/b 0;}\n",
+              "... after one version 2 probe, version 1 without the expectation flag");
+    VML_CHECK(drv_client_peer_is_v1() && !drv_client_peer_is_virtlockd(),
+              "... and the daemon is remembered as version 1, not virtlockd");
+    VML_CHECK(drv_client_release(fake.sock_path, &owner, two, 2, gens, &err) == 0,
+              "version 1 daemon: release succeeds");
+    VML_CHECK(drv_client_inquire(fake.sock_path, &owner, two, 2, gens, &err) == 0 && !gens[0].held,
+              "version 1 daemon: INQUIRE is not even tried");
+    check_log(&fake, "BATCH_RELEASE(v1) vm1 1234 {/ls a /img/a 2;} { /img/b /img/b 0;}\n",
+              "... no probe again");
+    drv_client_forget_peer();
     fake_daemon_stop(&fake);
 }
 
@@ -419,6 +491,7 @@ int main(int argc, char **argv)
     test_vmlockd_batch();
     test_register();
     test_virtlockd_fallback();
+    test_generations();
     test_spawn(self);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -13,6 +13,7 @@
 
 #include "fake_daemon.h"
 #include "vml_error.h"
+#include "vml_lease.h"
 #include "vml_test.h"
 
 #ifndef VMLOCKD_PLUGIN_PATH
@@ -155,7 +156,8 @@ static void *test_load(void)
     if (!VML_CHECK(drv != NULL, "virLockDriverImpl is exported"))
         return NULL;
     VML_CHECK(drv->version == 1000000 && drv->flags == 0,
-              "version is VIR_LOCK_MANAGER_VERSION, flags 0 (no lock state)");
+              "version is VIR_LOCK_MANAGER_VERSION, flags 0 (a lock state is produced, but "
+              "not required: no USES_STATE, so migration v2 and lockd peers keep working)");
     VML_CHECK(drv->drvInit && drv->drvDeinit && drv->drvNew && drv->drvFree &&
               drv->drvAddResource && drv->drvAcquire && drv->drvRelease && drv->drvInquire,
               "all eight callbacks are set");
@@ -335,6 +337,7 @@ static void test_lifecycle(void)
     virLockManager man;
     char want[1024];
     char *state = (char *)"untouched";
+    char expected_state[256];
     unsigned int pid = (unsigned int)getpid();
     int fd = 99;
     int flags;
@@ -367,10 +370,11 @@ static void test_lifecycle(void)
     snprintf(want, sizeof(want),
              "BATCH_ACQUIRE vm1 %u "
              "{/leases c8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527 /img/a 2;} "
-             "{/leases e5cd120b3525183b991585d571e801887d7bdc7cc0898b064e0954de21b8c481 /img/b 3;}\n",
+             "{/leases e5cd120b3525183b991585d571e801887d7bdc7cc0898b064e0954de21b8c481 /img/b 3;} "
+             "uri=qemu:///system\n",
              pid);
     check_log(want, "resume: one BATCH_ACQUIRE with hashed names, SHARED for the shareable disk, "
-                    "nothing for the read-only one");
+                    "nothing for the read-only one, the domain's URI for the pause action");
     drv->drvFree(&man);
 
     /* Pause: release. */
@@ -378,14 +382,68 @@ static void test_lifecycle(void)
     if (!VML_CHECK(new_context(&man, &dp, 0) == 0, "pause: drvNew"))
         return;
     add_disks(&man);
-    VML_CHECK(drv->drvRelease(&man, &state, 0) == 0 && state == NULL,
-              "pause: drvRelease succeeds with no state");
+    VML_CHECK(drv->drvRelease(&man, &state, 0) == 0 && state != NULL,
+              "pause: drvRelease succeeds and returns a lock state");
+    {
+        char key_a[VML_LEASE_NAME_LEN + 1], key_b[VML_LEASE_NAME_LEN + 1];
+        vml_error herr;
+
+        vml_lease_hash("/leases\nc8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527",
+                       key_a, &herr);
+        vml_lease_hash("/leases\ne5cd120b3525183b991585d571e801887d7bdc7cc0898b064e0954de21b8c481",
+                       key_b, &herr);
+        snprintf(expected_state, sizeof(expected_state), "vmlockd:1:%.16s=10,%.16s=11", key_a,
+                 key_b);
+        VML_CHECK_STR(state, expected_state,
+                      "pause: the state names each lease by a hash key and its generation");
+    }
+    free(state);
+    state = NULL;
     snprintf(want, sizeof(want),
              "BATCH_RELEASE vm1 %u "
              "{/leases c8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527 /img/a 2;} "
              "{/leases e5cd120b3525183b991585d571e801887d7bdc7cc0898b064e0954de21b8c481 /img/b 3;}\n",
              pid);
     check_log(want, "pause: one BATCH_RELEASE");
+    VML_CHECK(drv->drvInquire(&man, &state, 0) == 0 && state != NULL &&
+              strcmp(state, expected_state) == 0,
+              "migration: drvInquire returns the state of the leases held now");
+    free(state);
+    state = NULL;
+    free(fake_daemon_take_log(&fake));
+    drv->drvFree(&man);
+
+    /* Resume with the state: every lease carries its expected generation. */
+    domain_init(&dp, "vm1", 7, pid, "qemu:///system");
+    if (!VML_CHECK(new_context(&man, &dp, 0) == 0, "resume with state: drvNew"))
+        return;
+    add_disks(&man);
+    VML_CHECK(drv->drvAcquire(&man, expected_state, 0, VIR_DOMAIN_LOCK_FAILURE_POWEROFF, NULL) == 0,
+              "resume with state: drvAcquire succeeds");
+    snprintf(want, sizeof(want),
+             "BATCH_ACQUIRE vm1 %u "
+             "{/leases c8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527 /img/a 6 expect=10@0;} "
+             "{/leases e5cd120b3525183b991585d571e801887d7bdc7cc0898b064e0954de21b8c481 /img/b 7 expect=11@0;} "
+             "action=1 uri=qemu:///system\n",
+             pid);
+    check_log(want, "resume with state: the expected generations and the action go to the daemon");
+    forget_reported();
+    VML_CHECK(drv->drvAcquire(&man, "sanlock-state:xyz", 0, VIR_DOMAIN_LOCK_FAILURE_DEFAULT,
+                              NULL) < 0, "a state vmlockd.so did not make is refused");
+    check_reported(VIR_ERR_INVALID_ARG, VIR_FROM_LOCKING, "was not made by vmlockd.so",
+                   "... saying so (nothing is acquired)");
+    forget_reported();
+    VML_CHECK(drv->drvAcquire(&man, "vmlockd:2:abc", 0, VIR_DOMAIN_LOCK_FAILURE_DEFAULT,
+                              NULL) < 0, "a state of an unknown format version is refused");
+    check_reported(VIR_ERR_INVALID_ARG, VIR_FROM_LOCKING, "format version",
+                   "... naming the version problem");
+    forget_reported();
+    VML_CHECK(drv->drvAcquire(&man, "vmlockd:1:0123456789abcdef=x", 0,
+                              VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL) < 0,
+              "a malformed state is refused");
+    check_reported(VIR_ERR_INVALID_ARG, VIR_FROM_LOCKING, "is malformed at byte 27",
+                   "... naming where");
+    check_log("", "refused states reach no daemon");
     drv->drvFree(&man);
 
     /* A busy lease: the daemon's error reaches libvirt untouched. */
@@ -413,7 +471,8 @@ static void test_lifecycle(void)
     check_reported(VIR_ERR_RESOURCE_BUSY, VIR_FROM_LOCKSPACE,
                    "resource busy: Lockspace resource 'busy-lease' is locked",
                    "busy: libvirt gets the daemon's code, domain and text (prefixed once)");
-    snprintf(want, sizeof(want), "BATCH_ACQUIRE vm1 %u {/leases/ls busy-lease  0;}\n", pid);
+    snprintf(want, sizeof(want), "BATCH_ACQUIRE vm1 %u {/leases/ls busy-lease  0;} "
+             "uri=qemu:///system\n", pid);
     check_log(want, "busy: the lease's lockspace is <path>/<lockspace>, no disk");
     drv->drvFree(&man);
 }
