@@ -251,11 +251,17 @@ static int batch_acquire(dmn_context *ctx, const vml_ls_owner *identity,
         dmn_owners_forget_if_idle(ctx->owners, owner);
         return -1;
     }
-    /* The latest acquisition says what the domain wants done when a lock is lost. */
-    if (dmn_owner_set_lockfailure(owner, action, uri, err) < 0)
-        VML_WARN("%s", err->message);
-    for (dmn_holding *h = owner->holdings; h != NULL; h = h->owner_next)
-        dmn_lease_journal_update(ctx->lockspaces, h->lease);
+    /* The latest acquisition says what the domain wants done when a lock is lost; the
+     * keeper's copies of its other leases follow when that changed. */
+    {
+        bool changed = owner->on_lockfailure != action ||
+                       strcmp(owner->uri != NULL ? owner->uri : "", uri != NULL ? uri : "") != 0;
+
+        if (dmn_owner_set_lockfailure(owner, action, uri, err) < 0)
+            VML_WARN("%s", err->message);
+        for (dmn_holding *h = owner->holdings; changed && h != NULL; h = h->owner_next)
+            dmn_lease_journal_update(ctx->lockspaces, h->lease);
+    }
     VML_INFO("owner pid %u (domain '%s') acquired %zu resource(s)", owner->pid,
              owner->identity.name, n);
     return 0;

@@ -431,17 +431,21 @@ void dmn_lockspaces_resend_all(dmn_lockspaces *reg)
 
 /* ---- owner records and daemon-local generations ---- */
 
-/* The daemon-local generation key of (ls, name): "lockspace\0name" into a new buffer. */
+/*
+ * The daemon-local generation key of (ls, name): "lockspace\0name\0" in a new buffer; *len
+ * (the hashed bytes) excludes the final NUL, which lets both halves be read as strings.
+ */
 static char *generation_key(const char *lockspace, const char *name, size_t *len)
 {
     size_t a = strlen(lockspace), b = strlen(name);
-    char *key = malloc(a + b + 1);
+    char *key = malloc(a + b + 2);
 
     if (key == NULL)
         return NULL;
     memcpy(key, lockspace, a);
     key[a] = '\0';
     memcpy(key + a + 1, name, b);
+    key[a + 1 + b] = '\0';
     *len = a + 1 + b;
     return key;
 }

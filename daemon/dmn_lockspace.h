@@ -83,7 +83,7 @@ struct dmn_lockspace {
 
 /* A daemon-local generation (direct mode, and lease files that cannot carry a record). */
 typedef struct dmn_generation {
-    char *key;                      /* lockspace, NUL, name: key in dmn_lockspaces.generations */
+    char *key;                      /* lockspace, NUL, name, NUL: key in dmn_lockspaces.generations */
     size_t key_len;
     uint64_t generation;
     uint64_t run_start;

@@ -292,6 +292,27 @@ int dmn_owners_get(dmn_owners *owners, const vml_ls_owner *identity, dmn_owner *
     return ret;
 }
 
+/* True when pidfd is a pidfd of process pid (its /proc/self/fdinfo says "Pid: PID"; -1 once
+ * the process is gone and reaped, which also reads as not naming it). */
+static bool pidfd_names(int pidfd, unsigned int pid)
+{
+    char path[64], buf[1024], want[32];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    snprintf(want, sizeof(want), "\nPid:\t%u\n", pid);
+    return strstr(buf, want) != NULL;
+}
+
 int dmn_owners_adopt(dmn_owners *owners, const vml_ls_owner *identity,
                      unsigned long long start_time, int pidfd, dmn_owner **out,
                      vml_error *err)
@@ -306,6 +327,13 @@ int dmn_owners_adopt(dmn_owners *owners, const vml_ls_owner *identity,
             close(pidfd);
         *out = owner;
         return 0;
+    }
+    if (pidfd >= 0 && !pidfd_names(pidfd, identity->pid)) {
+        /* Not a pidfd of that pid (or that process is gone and reaped): probe by pid. */
+        VML_WARN("the descriptor handed over for owner pid %u is not its pidfd: probing the "
+                 "pid instead", identity->pid);
+        close(pidfd);
+        pidfd = -1;
     }
     /* The pidfd (when there is one) names the very process; the start time guards a pid
      * that was probed, or reused since the snapshot was taken.  Only proof of an exit

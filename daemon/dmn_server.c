@@ -1246,9 +1246,16 @@ static int restore_client(dmn_server *s, const vml_ho_client *src, vml_error *er
     listener *l = &s->listeners[src->kind == DMN_SOCKET_ADMIN ? 1 : 0];
     struct ucred cred;
     socklen_t len = sizeof(cred);
-    dmn_client *c = calloc(1, sizeof(*c));
+    dmn_client *c = NULL;
     int fl;
 
+    if (src->kind != DMN_SOCKET_MAIN && src->kind != DMN_SOCKET_ADMIN) {
+        close(src->fd);
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                      "handed-over client %d names socket kind %d", src->fd, src->kind);
+        return -1;
+    }
+    c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(src->fd);
         vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore a client");
@@ -1278,6 +1285,12 @@ static int restore_client(dmn_server *s, const vml_ho_client *src, vml_error *er
                       "handed-over client descriptor %d is peer pid %d uid %u, the handover "
                       "says pid %d uid %u", c->fd, (int)cred.pid, (unsigned int)cred.uid,
                       src->peer_pid, src->peer_uid);
+        return -1;
+    }
+    if (s->privileged ? cred.uid != 0 : cred.uid != s->euid) {
+        vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                      "handed-over client %d has uid %u, which this daemon does not serve",
+                      c->fd, (unsigned int)cred.uid);
         return -1;
     }
     if (src->registered) {
@@ -1356,6 +1369,11 @@ static int restore_state(dmn_server *s, const dmn_server_options *opts, const vm
         const vml_ho_listener *src = &ho->listeners.listeners_val[i];
         listener *l = &s->listeners[src->kind == DMN_SOCKET_ADMIN ? 1 : 0];
 
+        if (src->kind != DMN_SOCKET_MAIN && src->kind != DMN_SOCKET_ADMIN) {
+            vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
+                          "the handover names a listener of kind %d", src->kind);
+            return -1;
+        }
         if (l->fd >= 0) {
             vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
                           "the handover names two %s listeners", socket_name(l->kind));

@@ -8,6 +8,7 @@
 #include "drv_client.h"
 #include "drv_config.h"
 #include "drv_error.h"
+#include "drv_pause_memo.h"
 #include "drv_resource.h"
 #include "drv_state.h"
 #include "lock_driver_abi.h"
@@ -441,6 +442,7 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
             drv_client_acquire(dom->config->unix_sock_path, &owner, wire,
                                dom->resources.count, action, dom->uri, gens, &err) < 0)
             goto out;
+        drv_pause_memo_forget(dom->uuid);   /* held again: an old pause state is stale */
     }
     if (fd != NULL) {
         *fd = holder;
@@ -459,6 +461,7 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
 
 static int vmlockd_release(virLockManager *man, char **state, unsigned int flags)
 {
+    int released;
     vml_ext_resource2 *wire = NULL;
     vml_ext_generation *gens = NULL;
     drv_domain *dom = NULL;
@@ -476,12 +479,27 @@ static int vmlockd_release(virLockManager *man, char **state, unsigned int flags
         goto out;
     }
     owner = domain_owner(dom);
-    if (domain_wire_resources(dom, &wire, &gens, &err) < 0 ||
-        drv_client_release(dom->config->unix_sock_path, &owner, wire, dom->resources.count,
-                           gens, &err) < 0)
+    if (domain_wire_resources(dom, &wire, &gens, &err) < 0)
         goto out;
+    released = drv_client_release(dom->config->unix_sock_path, &owner, wire,
+                                  dom->resources.count, gens, &err);
     /* Pause: the generations released are what resume must find unchanged. */
     if (state != NULL && drv_state_format(wire, gens, dom->resources.count, state, &err) < 0)
+        goto out;
+    if (state != NULL && *state != NULL) {
+        drv_pause_memo_store(dom->uuid, *state);
+    } else if (state != NULL) {
+        /* Nothing released: libvirt's second release of one pause.  Hand back the first
+         * one's state instead of erasing it (drv_pause_memo.h). */
+        *state = drv_pause_memo_lookup(dom->uuid);
+        if (*state != NULL && released < 0 && err.code == VIR_ERR_RESOURCE_BUSY) {
+            VML_DEBUG("domain '%s': leases already released; keeping the pause state",
+                      dom->name);
+            vml_error_clear(&err);
+            released = 0;
+        }
+    }
+    if (released < 0)
         goto out;
     ret = 0;
  out:

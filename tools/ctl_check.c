@@ -841,3 +841,41 @@ int ctl_check_run(const ctl_check_options *opts, int *status, vml_error *err)
     report_clear(&rep);
     return ret;
 }
+
+int ctl_check_disk_lease(const char *plugin_config, const drv_resource_tools *tools,
+                         const char *disk, char **lockspace, char **name, vml_error *err)
+{
+    drv_config *config = NULL;
+    check_item item;
+    int ret = -1;
+
+    memset(&item, 0, sizeof(item));
+    *lockspace = NULL;
+    *name = NULL;
+    if (ctl_plugin_config_load(plugin_config, &config, err) < 0)
+        goto out;
+    if (!config->auto_disk_leases) {
+        vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_CONFIG_UNSUPPORTED,
+                      "%s sets auto_disk_leases = 0: the plugin locks no disk, so disk '%s' "
+                      "has no lease; ask with --lease LOCKSPACE NAME", plugin_config, disk);
+        goto out;
+    }
+    if (map_resource(&item, config, tools, VIR_LOCK_MANAGER_RESOURCE_TYPE_DISK, disk, 0, NULL,
+                     0, err) < 0)
+        goto out;
+    if (item.kind != ITEM_LOCKED) {
+        vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_INVALID_ARG,
+                      "the plugin would refuse disk '%s': %s", disk,
+                      item.reason != NULL ? item.reason : "no reason given");
+        goto out;
+    }
+    *lockspace = item.lockspace;
+    *name = item.name;
+    item.lockspace = NULL;
+    item.name = NULL;
+    ret = 0;
+ out:
+    item_clear(&item);
+    drv_config_free(config);
+    return ret;
+}

@@ -30,4 +30,15 @@ typedef struct ctl_check_options {
  */
 int ctl_check_run(const ctl_check_options *opts, int *status, vml_error *err);
 
+/*
+ * The lease the plugin would take for a writable, non-shareable <disk> whose path is disk,
+ * computed by the plugin's own code from the plugin configuration plugin_config (resolved
+ * path; a missing file means the defaults, as for the plugin).  tools NULL = the system's.
+ * On success *lockspace ("" in direct mode) and *name are new strings owned by the caller.
+ * -1 with err when the configuration cannot be loaded, it does not lock disks
+ * (auto_disk_leases = 0) or the plugin would refuse the disk; *lockspace and *name are then NULL.
+ */
+int ctl_check_disk_lease(const char *plugin_config, const drv_resource_tools *tools,
+                         const char *disk, char **lockspace, char **name, vml_error *err);
+
 #endif

@@ -28,47 +28,81 @@ static bool no_extension(const vml_error *err)
     return err->code == VIR_ERR_RPC && strstr(err->message, "Cannot find program") != NULL;
 }
 
+/*
+ * BATCH_ACQUIRE batches of up to VML_EXT_BATCH_MAX leases, in the extension program's
+ * current version (what vmlockd.so sends), else its first one.  Returns 1, having taken
+ * nothing, when the daemon knows neither (virtlockd): the caller falls back.
+ */
 static int fill_batches(vml_client *client, const char *lockspace_dir, pid_t owner_pid,
                         unsigned int count, char (*names)[FILL_NAME_LEN], bool *used_batch,
                         vml_error *err)
 {
+    vml_ext_resource2 *resources2 = calloc(VML_EXT_BATCH_MAX, sizeof(*resources2));
     vml_ext_resource *resources = calloc(VML_EXT_BATCH_MAX, sizeof(*resources));
+    vml_ext_batch2_args args2;
     vml_ext_batch_args args;
+    unsigned int version = VML_EXT_PROTOCOL_VERSION_2;
     unsigned int done = 0;
     int ret = -1;
 
-    if (resources == NULL) {
+    if (resources == NULL || resources2 == NULL) {
         vml_error_set_errno(err, VIR_FROM_NONE, ENOMEM, "cannot build a batch");
-        return -1;
+        goto out;
     }
     memset(&args, 0, sizeof(args));
+    memset(&args2, 0, sizeof(args2));
     args.owner = fill_owner(owner_pid);
+    args2.owner = args.owner;
+    args2.uri = (char *)"";
     while (done < count) {
         unsigned int n = count - done < VML_EXT_BATCH_MAX ? count - done : VML_EXT_BATCH_MAX;
+        int rc;
 
         for (unsigned int i = 0; i < n; i++) {
             resources[i].lockspace = (char *)lockspace_dir;
             resources[i].name = names[done + i];
             resources[i].disk = (char *)"";
             resources[i].flags = VML_LS_ACQUIRE_AUTOCREATE;
+            resources2[i].lockspace = resources[i].lockspace;
+            resources2[i].name = resources[i].name;
+            resources2[i].disk = resources[i].disk;
+            resources2[i].flags = VML_LS_ACQUIRE_AUTOCREATE;
         }
-        args.resources.resources_len = n;
-        args.resources.resources_val = resources;
-        if (vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION,
-                            VML_EXT_PROC_BATCH_ACQUIRE, (xdrproc_t)xdr_vml_ext_batch_args,
-                            &args, NULL, NULL, err) < 0) {
-            if (done == 0 && no_extension(err)) {
+        if (version == VML_EXT_PROTOCOL_VERSION_2) {
+            vml_ext_batch2_ret ret2;
+
+            memset(&ret2, 0, sizeof(ret2));
+            args2.resources.resources_len = n;
+            args2.resources.resources_val = resources2;
+            rc = vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2,
+                                 VML_EXT_PROC_BATCH_ACQUIRE,
+                                 (xdrproc_t)xdr_vml_ext_batch2_args, &args2,
+                                 (xdrproc_t)xdr_vml_ext_batch2_ret, &ret2, err);
+            xdr_free((xdrproc_t)xdr_vml_ext_batch2_ret, (char *)&ret2);
+            if (rc < 0 && done == 0 && no_extension(err)) {
+                version = VML_EXT_PROTOCOL_VERSION;     /* an older vmlockd, or virtlockd */
+                continue;
+            }
+        } else {
+            args.resources.resources_len = n;
+            args.resources.resources_val = resources;
+            rc = vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION,
+                                 VML_EXT_PROC_BATCH_ACQUIRE, (xdrproc_t)xdr_vml_ext_batch_args,
+                                 &args, NULL, NULL, err);
+            if (rc < 0 && done == 0 && no_extension(err)) {
                 ret = 1;            /* not vmlockd: the caller falls back */
                 goto out;
             }
-            goto out;
         }
+        if (rc < 0)
+            goto out;
         done += n;
     }
     *used_batch = true;
     ret = 0;
  out:
     free(resources);
+    free(resources2);
     return ret;
 }
 

@@ -26,6 +26,7 @@ int vmb_participant_open(vmb_participant *p, unsigned int index, const char *lab
                          const char *workdir, vml_error *err)
 {
     int len;
+    int ret = -1;
 
     memset(p, 0, sizeof(*p));
     p->index = index;
@@ -39,26 +40,27 @@ int vmb_participant_open(vmb_participant *p, unsigned int index, const char *lab
     if (len < 0 || (size_t)len >= sizeof(p->dir) - 64) {
         vml_error_set(err, VIR_FROM_NONE, VIR_ERR_INVALID_ARG, "work directory %s is too long",
                       workdir);
-        return -1;
+        p->dir[0] = '\0';
+        goto out;
     }
     if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) {
         vml_error_set_errno(err, VIR_FROM_NONE, errno, "cannot create %s", p->dir);
-        return -1;
+        goto out;
     }
     if (kind == VMB_FLOOR) {
         if (vmb_floor_start(p->dir, &p->floor, err) < 0)
-            goto fail;
+            goto out;
         p->daemon_pid = p->floor.pid;
-        return 0;
+    } else if ((pidfile != NULL && vmb_proc_pidfile(pidfile, &p->daemon_pid, err) < 0) ||
+               vmh_plugin_open(plugin_path, config_path, &p->plugin, err) < 0) {
+        goto out;
     }
-    if (pidfile != NULL && vmb_proc_pidfile(pidfile, &p->daemon_pid, err) < 0)
-        goto fail;
-    if (vmh_plugin_open(plugin_path, config_path, &p->plugin, err) < 0)
-        goto fail;
-    return 0;
- fail:
-    vmb_participant_close(p);
-    return -1;
+    ret = 0;
+ out:
+    /* On failure nothing made here survives. */
+    if (ret < 0)
+        vmb_participant_close(p);
+    return ret;
 }
 
 int vmb_participant_images(vmb_participant *p, size_t count, vml_error *err)

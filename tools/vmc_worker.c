@@ -271,7 +271,7 @@ static int special_spawn(worker_state *ws, const vmc_request *req, vmc_reply *re
 {
     int status_pipe[2] = { -1, -1 };
     int ctl_pipe[2] = { -1, -1 };
-    special_guest *slot = special_find(ws, 0);
+    special_guest *slot = NULL;
     pid_t child;
     ssize_t got;
     int ret = -1;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -853,6 +854,16 @@ static void on_fatal_signal(int sig)
     _exit(128 + sig);
 }
 
+/*
+ * In every child the bench forks (stand-in QEMUs through the plug-in host, the floor daemon,
+ * lease owners): die with the bench.  A benchmark's guests have no life of their own, and a
+ * bench that crashes must not leave processes holding leases behind.
+ */
+static void die_with_parent(void)
+{
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
 static const char *basename_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -967,6 +978,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     active_bench = &b;
+    if (pthread_atfork(NULL, NULL, die_with_parent) != 0)
+        fprintf(stderr, "vmlock-bench: warning: children will not die with the bench\n");
 
     ret = EXIT_FAILED;
     if (strcmp(args.mode, "floor") != 0) {

@@ -6,7 +6,7 @@
 # Needs root (a private mount namespace for virtlockd's fixed socket), libvirt-daemon (lockd.so,
 # virtlockd) and gnuplot-nox.  Writes OUTDIR/*.txt (the tables), *.json and *.png (default: the
 # directory of this script); the tables go to stderr as they come.  Sizes can be lowered for a quick look: N=2000 DISK_REPS=20
-# FILL=19000.  Nothing here is a test: the figures are reported, never compared with bounds.
+# FILL=19000 FILL_CYCLES=200.  Nothing here is a test: the figures are reported, never compared with bounds.
 # shellcheck source=../../tests/lib/vml.sh
 . "$(dirname "$0")/../../tests/lib/vml.sh"
 : "${VMLOCK_BENCH:=${VML_BUILD_DIR:+$VML_BUILD_DIR/tools/vmlock-bench}}"
@@ -23,6 +23,7 @@ DISK_REPS=${DISK_REPS:-30}
 DISKS=${DISKS:-1,4,16,64,256}
 HANDOFF=${HANDOFF:-2000}
 PARALLEL_N=${PARALLEL_N:-1000}
+FILL_CYCLES=${FILL_CYCLES:-1000}
 # One descriptor per held lease: the daemon can hold at most its RLIMIT_NOFILE less a few.
 HARD_NOFILE=$(ulimit -Hn)
 FILL=${FILL:-$((HARD_NOFILE > 100100 ? 100000 : HARD_NOFILE - 500))}
@@ -112,7 +113,7 @@ echo "==> fill: $FILL leases (hard RLIMIT_NOFILE here: $HARD_NOFILE)" >&2
 if "$VMLOCK_BENCH" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/vmlockd-direct.conf" \
         --pidfile "$VMLOCKD_PIDFILE" --socket "$VMLOCKD_SOCK" --label vmlockd \
         --stub "$VMLOCK_STUB_QEMU" --workdir "$VML_TMP/work" --json-out "$OUT/fill.json" \
-        fill "$FILL" "$N" >"$OUT/fill.txt" 2>"$VML_TMP/fill.err"; then
+        fill "$FILL" "$FILL_CYCLES" >"$OUT/fill.txt" 2>"$VML_TMP/fill.err"; then
     tap_ok "fill"
     cat "$VML_TMP/fill.err" "$OUT/fill.txt" >&2
 else

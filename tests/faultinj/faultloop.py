@@ -181,6 +181,11 @@ class Daemon:
             proc.wait()
         if self.alive():
             try:
+                # The daemon may have started another keeper since (after losing one).
+                self.keeper_pid = status2(self.admin)["keeper_pid"] or self.keeper_pid
+            except (OSError, Closed, ValueError, RuntimeError):
+                pass
+            try:
                 conn = Conn(self.admin, timeout=10)
                 conn.call(EXT_PROG, 2, 7, u32(1))
                 conn.close()
@@ -206,6 +211,17 @@ class Daemon:
             sys.stdout.write("# kept %s\n" % self.tmp)
         else:
             subprocess.call(["rm", "-rf", self.tmp])
+
+
+def has_gcov_exec_dump(exe):
+    """True for a coverage build: gcov wraps execv() to dump its counters first, and that
+    dump does not survive the faults injected around it (it writes through NULL): the old
+    image's re-exec cannot be tested there."""
+    try:
+        out = subprocess.run(["nm", exe], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "__gcov_execv" in out
 
 
 def uses_asan(exe):
@@ -736,7 +752,16 @@ def main():
     summary = []
     totals = {"injected": 0, "survived": 0, "known": 0}
     start = time.time()
+    gcov = has_gcov_exec_dump(args.vmlockd)
+    skipped_gcov = False
     for scenario, mode, family in plan:
+        if gcov and scenario.name == "reexec_old_image":
+            if not skipped_gcov:
+                tap.n += 1
+                print("ok %d - reexec_old_image # SKIP coverage build: gcov's dump in execv() "
+                      "fails under injected faults" % tap.n)
+                skipped_gcov = True
+            continue
         counters = {"injected": 0, "survived": 0, "known": 0}
         nth = args.nth or 1
         try:

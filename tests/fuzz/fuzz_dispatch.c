@@ -29,8 +29,11 @@
  *
  * Oracles beyond the sanitizers: every reply is a well-formed message answering its call
  * (length word = size, REPLY, same prog/vers/proc/serial, an error payload that decodes);
- * after the state is freed no descriptor is left open and no lock remains on any file
- * under the scratch directory.
+ * a RESTRICTed main-socket session gets nothing but errors; after every call the lease
+ * table keeps the invariants dmn_lockspace.h states (at least one holder, no owner twice,
+ * one holder when exclusive) and every lease not marked lost is locked in its mode, as
+ * seen through a separate open of its file (F_OFD_GETLK); after the state is freed no
+ * descriptor is left open and no lock remains on any file under the scratch directory.
  */
 
 #define LOCKSPACE FUZZ_SCRATCH "/ls"
@@ -108,6 +111,44 @@ static void check_reply(const vml_rpc_header *call, const unsigned char *reply, 
     }
 }
 
+/* The lease table's documented invariants, and each lease's lock as the kernel sees it. */
+static void check_leases(const dmn_lockspaces *reg)
+{
+    size_t n = 0;
+
+    for (const dmn_lease *lease = reg->head; lease != NULL; lease = lease->next) {
+        bool shared = (lease->flags & VML_LS_ACQUIRE_SHARED) != 0;
+        struct flock fl = { .l_type = shared ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET,
+                            .l_start = 0, .l_len = 1 };
+        int fd;
+
+        n++;
+        if (lease->nholders == 0)
+            fuzz_invariant_failed("a lease without holders stays in the table");
+        if (!shared && lease->nholders != 1)
+            fuzz_invariant_failed("an exclusive lease has more than one holder");
+        for (size_t i = 0; i < lease->nholders; i++) {
+            for (size_t j = i + 1; j < lease->nholders; j++) {
+                if (lease->holders[i]->owner == lease->holders[j]->owner)
+                    fuzz_invariant_failed("an owner holds the same lease twice");
+            }
+        }
+        if (lease->state & VML_SNAP_LOST)
+            continue;
+        /* A conflicting probe through another open file description must find the lock. */
+        fd = open(lease->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            fuzz_invariant_failed("a held lease's file cannot be opened");
+        if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK) {
+            close(fd);
+            fuzz_invariant_failed("a lease the daemon holds is not locked in the kernel");
+        }
+        close(fd);
+    }
+    if (n != reg->nleases)
+        fuzz_invariant_failed("the lease count does not match the lease list");
+}
+
 /* nftw callback: a regular file that still carries a lock of any kind is a broken invariant. */
 static int check_unlocked(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -171,8 +212,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const unsigned char *word = data + pos + 1;
         unsigned char *msg, *reply = NULL;
         size_t total = 0, reply_len = 0;
-        vml_rpc_header call;
+        vml_rpc_header call, answer;
         char why[256];
+        bool was_restricted;
         int rc;
 
         if (vml_wire_frame_length(word, VML_WIRE_MAX_MESSAGE, &total) < 0) {
@@ -194,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         memcpy(msg, word, total);
         why[0] = '\0';
+        was_restricted = sessions[which].restricted && which != 2;
         rc = dmn_dispatch_message(&ctx, &sessions[which], msg, total, &reply, &reply_len, why,
                                   sizeof(why));
         if (trace)
@@ -213,7 +256,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (vml_wire_decode_header(msg, total, &call) < 0)
                 fuzz_invariant_failed("a call with an undecodable header was answered");
             check_reply(&call, reply, reply_len);
+            if (was_restricted && vml_wire_decode_header(reply, reply_len, &answer) == 0 &&
+                answer.status == VML_RPC_OK)
+                fuzz_invariant_failed("a restricted connection got a call through");
         }
+        check_leases(lockspaces);
         free(reply);
         free(msg);
     }

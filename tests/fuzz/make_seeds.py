@@ -375,9 +375,10 @@ def snap_lease(lease_id, lockspace, name, path, disk, holders, flags=2, state=1,
 FD = 100
 
 
-def handover(leases=True, clients=True, magic=0x564D4C48, version=1):
+def handover(leases=True, clients=True, magic=0x564D4C48, version=1, pid_fd=FD, lease_fd=FD + 6,
+             client_fd=FD + 4):
     own = owner("vm1", 1, 4242)
-    body = (u32(magic) + u32(version) + i32(FD) + string("/run/vmlockd.pid") + i32(FD + 1) +
+    body = (u32(magic) + u32(version) + i32(pid_fd) + string("/run/vmlockd.pid") + i32(FD + 1) +
             u32(777) + u64(0x1234) + u64(5) + u32(3) + u64(2) + i64(1000) + u64(9) + u64(1) +
             u64(0) + u64(0) + u64(0) + u32(1) + u32(0))
     body += array([string("/var/lib/libvirt/vmlockd/files")])
@@ -385,14 +386,14 @@ def handover(leases=True, clients=True, magic=0x564D4C48, version=1):
                    i32(FD + 3) + i32(1) + string("") + u64(0) + u64(0) + u32(16)])
     client_list = []
     if clients:
-        client_list.append(i32(FD + 4) + i32(0) + i32(4242) + u32(0) + xbool(True) + own +
+        client_list.append(i32(client_fd) + i32(0) + i32(4242) + u32(0) + xbool(True) + own +
                            xbool(True) + opaque(b"\0\0\0\x30\x0e\xa7") + opaque(b""))
     body += array(client_list)
     body += array([own + i32(FD + 5) + u64(99) + i32(0) + string("qemu:///system") + xbool(False) +
                    xbool(False) + i64(0)])
     lease_list = []
     if leases:
-        lease_list.append(i32(FD + 6) + snap_lease(
+        lease_list.append(i32(lease_fd) + snap_lease(
             1, "/var/lib/libvirt/vmlockd/files", "abc", "/var/lib/libvirt/vmlockd/files/abc",
             "/images/vm1.qcow2", [snap_holder(own)]))
     body += array(lease_list)
@@ -415,6 +416,10 @@ HANDOVER_SEEDS = {
     "bad-magic": b"\0" + handover(magic=0x11111111),
     "bad-version": b"\0" + handover(version=2),
     "truncated": b"\0" + handover()[:120],
+    "fd-standard-stream": b"\0" + handover(pid_fd=2),
+    "fd-twice": b"\0" + handover(client_fd=FD + 6),
+    "fd-not-open": b"\0" + handover(lease_fd=99),
+    "lease-without-fd": b"\0" + handover(lease_fd=-1),
     "trailing": b"\0" + handover() + b"\0\0\0\0",
     "keeper-add": b"\1" + keeper_msg(2, [keeper_item(1, snap_lease(
         1, "/ls", "a", "/ls/a", "", [snap_holder(owner("vm1", 1, 4242))]))]),

@@ -6,7 +6,7 @@
 
 # What building needs (libc6-dev is only a Recommends of gcc, so it is named).
 VML_BUILD_PACKAGES="meson ninja-build gcc libc6-dev pkg-config libtirpc-dev rpcsvc-proto libssl-dev
-    libvirt-dev libxml2-dev libfuse3-dev python3 util-linux coreutils"
+    libvirt-dev libxml2-dev libfuse3-dev python3 util-linux coreutils clang libclang-rt-14-dev"
 # What running the whole suite needs on top: memcheck and coverage; libvirt's lockd.so and
 # virtlockd (interop, conformance); libvirtd, QEMU and virsh (libvirt-e2e); fusermount3
 # (nfs-sim's FUSE tier); GlusterFS (nfs-sim's real tier); gnuplot (bench plots); man-db

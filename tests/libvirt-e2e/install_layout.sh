@@ -88,7 +88,8 @@ SERVICE=$D$UNITDIR/vmlockd.service
 tap_check "vmlockd.service starts the installed daemon ($SBINDIR/vmlockd)" \
     grep -qx "ExecStart=$SBINDIR/vmlockd \$VMLOCKD_ARGS" "$SERVICE"
 tap_check "vmlockd.service is Type=notify" grep -qx "Type=notify" "$SERVICE"
-tap_check "vmlockd.service has no ExecReload (no re-exec yet)" bash -c "! grep -q '^ExecReload=.' '$SERVICE'"
+tap_check "vmlockd.service reloads by re-exec (SIGUSR1)" grep -qx 'ExecReload=/bin/kill -USR1 $MAINPID' "$SERVICE"
+tap_check "vmlockd.service keeps the keeper on stop (KillMode=process)" grep -qx "KillMode=process" "$SERVICE"
 tap_check "vmlockd.service has OOMScoreAdjust=-900" grep -qx "OOMScoreAdjust=-900" "$SERVICE"
 tap_check "the virtlockd drop-in starts $SBINDIR/vmlockd" \
     grep -qx "ExecStart=$SBINDIR/vmlockd \$VMLOCKD_ARGS" "$D$DATADIR/doc/vmlockd/examples/virtlockd-vmlockd.conf"

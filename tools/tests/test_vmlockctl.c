@@ -362,7 +362,7 @@ static void test_usage(void)
         const char *needle;
     } cases[] = {
         { { NULL }, "no command given" },
-        { { "frobnicate", NULL }, "unknown command (expected list, status, check or doctor): 'frobnicate'" },
+        { { "frobnicate", NULL }, "unknown command (expected list, status, who, break, check-leases, shutdown, check or doctor): 'frobnicate'" },
         { { "--bogus", "list", NULL }, "unknown option '--bogus'" },
         { { "list", "extra", NULL }, "unexpected argument 'extra'" },
         { { "list", "--socket", NULL }, "this option needs a value: '--socket'" },
