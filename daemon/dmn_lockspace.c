@@ -680,8 +680,46 @@ typedef struct generation_state {
     uint64_t run_start;
     bool have_last;
     unsigned char last_uuid[16];
-    char last[VML_ERROR_MESSAGE_MAX];   /* who acquired it last, for messages */
+    /*
+     * Who acquired it last, kept as data and rendered (generation_state_describe_last) only
+     * for a refusal message: formatting it on every acquisition cost ~7,000 instructions.
+     * At most one is set, and only with have_last: last_record points at record (the lease
+     * file's owner record), last_gen at the registry's table entry, which is borrowed and
+     * valid only until the registry's generations next change (the state is used at once).
+     */
+    const dmn_record *last_record;
+    const dmn_generation *last_gen;
+    dmn_record record;              /* read from the lease file; meaningful with last_record */
 } generation_state;
+
+/* The state of a lease nobody acquired yet: no generation, no last holder.  Fields are set
+ * one by one because record is large and only read when last_record points at it. */
+static void generation_state_init(generation_state *gs)
+{
+    gs->generation = 0;
+    gs->run_start = 0;
+    gs->have_last = false;
+    memset(gs->last_uuid, 0, sizeof(gs->last_uuid));
+    gs->last_record = NULL;
+    gs->last_gen = NULL;
+}
+
+/* Who acquired the lease last, for messages, into out (out_len bytes, NUL-terminated). */
+static void generation_state_describe_last(const generation_state *gs, char *out,
+                                           size_t out_len)
+{
+    char uuid[37];
+
+    if (gs->have_last && gs->last_record != NULL) {
+        dmn_record_describe(gs->last_record, out, out_len);
+    } else if (gs->have_last && gs->last_gen != NULL) {
+        dmn_owner_format_uuid((const char *)gs->last_gen->last_uuid, uuid);
+        snprintf(out, out_len, "domain '%s' (uuid %s, pid %u) on this host",
+                 gs->last_gen->last_name, uuid, gs->last_gen->last_pid);
+    } else {
+        snprintf(out, out_len, "%s", "another domain");
+    }
+}
 
 /*
  * The fencing check: the caller last held generation res->expected_generation.  It may
@@ -692,6 +730,7 @@ static int check_expected(const vml_ext_resource2 *res, const char *name, uint64
                           const dmn_owner *owner, const generation_state *gs, vml_error *err)
 {
     uint64_t want = res->expected_generation;
+    char last[VML_ERROR_MESSAGE_MAX];
 
     if (!(res->flags & FLAG_EXPECT))
         return 0;
@@ -708,13 +747,14 @@ static int check_expected(const vml_ext_resource2 *res, const char *name, uint64
     if (gs->have_last && same_uuid(gs->last_uuid, owner->identity.uuid) &&
         gs->run_start <= want && want <= gs->generation)
         return 0;
+    generation_state_describe_last(gs, last, sizeof(last));
     vml_error_set(err, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_INVALID,
                   "%s%s%s was acquired by %s while domain '%s' did not hold it (generation "
                   "%" PRIu64 ", expected %" PRIu64 "): the disk may have changed; refusing "
                   "to grant it back",
                   res->disk != NULL && res->disk[0] != '\0' ? "disk '" : "lease '",
                   res->disk != NULL && res->disk[0] != '\0' ? res->disk : name, "'",
-                  gs->have_last ? gs->last : "another domain", owner->identity.name,
+                  last, owner->identity.name,
                   gs->generation, want);
     return -1;
 }
@@ -1307,19 +1347,18 @@ static int read_generation_state(dmn_lockspaces *reg, dmn_lease *lease, generati
                                  vml_error *err)
 {
     dmn_record_kind kind = DMN_RECORD_FOREIGN;
-    dmn_record rec;
 
-    memset(gs, 0, sizeof(*gs));
+    generation_state_init(gs);
     if (!is_default(lease->lockspace)) {
-        if (dmn_record_read(lease->fd, lease->path, false, &kind, &rec, err) < 0)
+        if (dmn_record_read(lease->fd, lease->path, false, &kind, &gs->record, err) < 0)
             return -1;
         switch (kind) {
         case DMN_RECORD_VALID:
-            gs->generation = rec.generation;
-            gs->run_start = rec.run_start;
+            gs->generation = gs->record.generation;
+            gs->run_start = gs->record.run_start;
             gs->have_last = true;
-            memcpy(gs->last_uuid, rec.uuid, sizeof(gs->last_uuid));
-            dmn_record_describe(&rec, gs->last, sizeof(gs->last));
+            memcpy(gs->last_uuid, gs->record.uuid, sizeof(gs->last_uuid));
+            gs->last_record = &gs->record;
             __attribute__((fallthrough));
         case DMN_RECORD_EMPTY:
             lease->state |= VML_SNAP_RECORD;
@@ -1340,16 +1379,13 @@ static int read_generation_state(dmn_lockspaces *reg, dmn_lease *lease, generati
     lease->epoch = reg->epoch;
     {
         const dmn_generation *gen = generation_find(reg, lease->lockspace->path, lease->name);
-        char uuid[37];
 
         if (gen != NULL) {
             gs->generation = gen->generation;
             gs->run_start = gen->run_start;
             gs->have_last = true;
             memcpy(gs->last_uuid, gen->last_uuid, sizeof(gs->last_uuid));
-            dmn_owner_format_uuid((const char *)gen->last_uuid, uuid);
-            snprintf(gs->last, sizeof(gs->last), "domain '%s' (uuid %s, pid %u) on this host",
-                     gen->last_name, uuid, gen->last_pid);
+            gs->last_gen = gen;
         }
     }
     return 0;
@@ -1483,7 +1519,7 @@ static int lease_acquire_one(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_e
         return -1;
     }
     /* Joining sharers: the generation is the one read when the first sharer locked it. */
-    memset(&gs, 0, sizeof(gs));
+    generation_state_init(&gs);
     gs.generation = lease->generation;
     gs.run_start = lease->run_start;
     if (check_expected(res, res->name, lease->epoch, owner, &gs, err) < 0)
