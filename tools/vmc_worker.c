@@ -17,6 +17,7 @@
 #include "vmh_plughost.h"
 #include "vml_log.h"
 #include "vml_wire.h"
+#include "vml_io.h"
 
 /* Descriptors of a special guest: its status pipe and its command pipe. */
 #define SPECIAL_STATUS_FD 3
@@ -52,43 +53,6 @@ static long long monotonic_us(void)
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Read until len bytes or end of file: the number of bytes read, or -1. */
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
 }
 
 static void to_host(const vmc_domain *in, host_domain *out)
@@ -234,7 +198,7 @@ static void __attribute__((noreturn)) special_child(worker_state *ws, const vmc_
         reply.rc = vmh_start_hook(ws->plugin, &hd.dom, &holder, &reply.err);
         reply.fd_given = holder >= 0;
     }
-    if (write_full(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0 || reply.rc < 0)
+    if (vml_io_write_all(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0 || reply.rc < 0)
         _exit(VMH_HOOK_FAILED_STATUS);
 
     for (;;) {
@@ -249,12 +213,12 @@ static void __attribute__((noreturn)) special_child(worker_state *ws, const vmc_
         reply.pid = dom.pid;
         if (command == VMC_SPECIAL_PROBE) {
             special_probe(holder, &dom, &reply);
-            if (write_full(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0)
+            if (vml_io_write_all(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0)
                 break;
         } else if (command == VMC_SPECIAL_CLOSE) {
             /* Answer first: the daemon may kill this process as soon as the close is seen. */
             reply.fd_given = holder >= 0;
-            if (write_full(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0)
+            if (vml_io_write_all(SPECIAL_STATUS_FD, &reply, sizeof(reply)) < 0)
                 break;
             if (holder >= 0)
                 close(holder);
@@ -300,7 +264,7 @@ static int special_spawn(worker_state *ws, const vmc_request *req, vmc_reply *re
     status_pipe[1] = -1;
     close(ctl_pipe[0]);
     ctl_pipe[0] = -1;
-    got = read_full(status_pipe[0], reply, sizeof(*reply));
+    got = vml_io_read_full(status_pipe[0], reply, sizeof(*reply));
     if (got != (ssize_t)sizeof(*reply)) {
         memset(reply, 0, sizeof(*reply));
         vml_error_set(&reply->err, VIR_FROM_NONE, VIR_ERR_INTERNAL_ERROR,
@@ -338,8 +302,8 @@ static int special_ctl(worker_state *ws, const vmc_request *req, vmc_reply *repl
                       "process %d is not a special guest of this worker", (int)req->pid);
         return -1;
     }
-    if (write_full(guest->ctl_w, &req->ctl, 1) < 0 ||
-        read_full(guest->status_r, reply, sizeof(*reply)) != (ssize_t)sizeof(*reply)) {
+    if (vml_io_write_all(guest->ctl_w, &req->ctl, 1) < 0 ||
+        vml_io_read_full(guest->status_r, reply, sizeof(*reply)) != (ssize_t)sizeof(*reply)) {
         memset(reply, 0, sizeof(*reply));
         vml_error_set(&reply->err, VIR_FROM_NONE, VIR_ERR_INTERNAL_ERROR,
                       "guest %d did not answer command '%c'", (int)req->pid, req->ctl);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vml_log.h"
+#include "vml_io.h"
 
 /* libvirt's error API, looked up in libvirt.so.0 when a plugin brought it in. */
 typedef int (*vir_initialize_fn)(void);
@@ -603,43 +604,6 @@ typedef struct spawn_report {
 
 _Static_assert(sizeof(spawn_report) <= 4096, "a report is written atomically (PIPE_BUF)");
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Read until len bytes or end of file; the number of bytes read, or -1. */
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* In the child: report why it stops, print it as libvirt's hook does, and exit. */
 static void __attribute__((noreturn)) child_fail(int exit_status, const vml_error *error)
 {
@@ -654,10 +618,10 @@ static void __attribute__((noreturn)) child_fail(int exit_status, const vml_erro
     report.error.domain = error->domain;
     snprintf(report.error.message, sizeof(report.error.message), "%s", error->message);
     snprintf(report.error.detail, sizeof(report.error.detail), "%s", error->detail);
-    (void)write_full(GUEST_STATUS_FD, &report, sizeof(report));
+    (void)vml_io_write_all(GUEST_STATUS_FD, &report, sizeof(report));
     len = snprintf(line, sizeof(line), "error: %s\n", error->message);
     if (len > 0)
-        (void)write_full(STDERR_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len
+        (void)vml_io_write_all(STDERR_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len
                                                                           : sizeof(line) - 1);
     _exit(exit_status);
 }
@@ -735,7 +699,7 @@ static void __attribute__((noreturn)) guest_child(vmh_plugin *plugin, const vmh_
         report.error.code = err.code;
         report.error.domain = err.domain;
         snprintf(report.error.message, sizeof(report.error.message), "%s", err.message);
-        (void)write_full(status_w, &report, sizeof(report));
+        (void)vml_io_write_all(status_w, &report, sizeof(report));
         _exit(VMH_EXEC_FAILED_STATUS);
     }
     child_dom.pid = getpid();
@@ -809,7 +773,7 @@ int vmh_guest_spawn(vmh_plugin *plugin, const vmh_domain *dom, const vmh_guest_o
     status[1] = -1;
 
     /* End of file without a report: the exec happened (the status pipe is close-on-exec). */
-    got = read_full(status[0], &report, sizeof(report));
+    got = vml_io_read_full(status[0], &report, sizeof(report));
     if (got != 0) {
         int wstatus = 0;
 
@@ -830,8 +794,8 @@ int vmh_guest_spawn(vmh_plugin *plugin, const vmh_domain *dom, const vmh_guest_o
     }
     /* Ready is the byte and then end of file: the stand-in QEMU has closed the pipe and
      * holds exactly what it inherited. */
-    got = read_full(ready[0], &byte, 1);
-    if (got == 1 && read_full(ready[0], &byte, 1) != 0)
+    got = vml_io_read_full(ready[0], &byte, 1);
+    if (got == 1 && vml_io_read_full(ready[0], &byte, 1) != 0)
         got = -1;
     if (got != 1) {
         int wstatus = 0;
