@@ -14,6 +14,7 @@
 
 #include "vml_log.h"
 #include "dmn_record.h"
+#include "vml_child.h"
 
 /* One verdict on the pipe (host byte order: the probe is our own fork). */
 typedef struct verdict {
@@ -181,7 +182,7 @@ static void write_all(int fd, const void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            _exit(1);       /* the daemon went away: nobody to tell */
+            vml_child_exit(1);       /* the daemon went away: nobody to tell */
         p += n;
         len -= (size_t)n;
     }
@@ -201,7 +202,7 @@ static void probe_main(const dmn_lockspaces *reg, int out_fd)
     }
     /* Leave nothing open behind (fd-tracking tools judge every process). */
     close_range(0, ~0U, 0);
-    _exit(0);
+    vml_child_exit(0);
 }
 
 /* ---- the daemon side ---- */

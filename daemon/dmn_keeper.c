@@ -20,6 +20,7 @@
 #include "vml_handover.h"
 #include "vml_log.h"
 #include "dmn_keepd.h"
+#include "vml_child.h"
 
 /* How long the daemon waits on its keeper (a send, a HELLO answer) before giving up on it. */
 #define KEEPER_TIMEOUT_MS 10000
@@ -184,12 +185,12 @@ static int spawn_keeper(const char *path, const char *log_outputs, vml_error *er
                     close(null_fd);
             }
             if (chdir("/") < 0)
-                _exit(1);
-            _exit(dmn_keepd_run(fd, path, log_outputs));
+                vml_child_exit(1);
+            vml_child_exit(dmn_keepd_run(fd, path, log_outputs));
         }
         /* The intermediate leaves nothing open behind (fd-tracking tools judge it too). */
         close_range(3, ~0U, 0);
-        _exit(keeper > 0 ? 0 : 1);
+        vml_child_exit(keeper > 0 ? 0 : 1);
     }
     close(fd);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

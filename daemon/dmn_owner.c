@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "vml_log.h"
+#include "vml_child.h"
 
 int dmn_identity_copy(vml_ls_owner *dst, const vml_ls_owner *src, vml_error *err)
 {
@@ -458,7 +459,7 @@ static int spawn_pause_helper(dmn_owners *owners, dmn_owner *owner)
         signal(SIGPIPE, SIG_DFL);
         close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         execv(argv[0], (char *const *)argv);
-        _exit(127);
+        vml_child_exit(127);
     }
     helper->pid = pid;
     helper->pidfd = pidfd_open(pid, 0);

@@ -22,6 +22,7 @@
 #include "dmn_config.h"
 #include "dmn_handover.h"
 #include "dmn_server.h"
+#include "vml_child.h"
 
 #define PROGRAM "vmlockd"
 #define TIMEOUT_MAX (INT_MAX / 1000)
@@ -325,7 +326,7 @@ static void exit_launcher(int fd, int code)
 {
     close(fd);
     vml_log_reset();
-    _exit(code);
+    vml_child_exit(code);
 }
 
 /*

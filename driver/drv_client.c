@@ -13,6 +13,7 @@
 
 #include "vml_build_config.h"
 #include "vml_log.h"
+#include "vml_child.h"
 
 #define DAEMON_DEFAULT_PATH VML_SBINDIR "/vmlockd"
 #define SPAWN_LOCK_DIR "vmlockd"
@@ -157,8 +158,8 @@ static void exec_daemon_child(const char *const argv[], int errno_fd)
     errnum = errno;
     /* Nothing more can be told to the parent if this write fails: the exit code still says it. */
     if (write(errno_fd, &errnum, sizeof(errnum)) != (ssize_t)sizeof(errnum))
-        _exit(126);
-    _exit(127);
+        vml_child_exit(126);
+    vml_child_exit(127);
 }
 
 /*

@@ -13,6 +13,7 @@
 
 #include "vml_lease.h"
 #include "vml_log.h"
+#include "vml_child.h"
 
 /* Output beyond this from lvs or scsi_id means something is badly wrong: stop it. */
 #define TOOL_OUTPUT_LIMIT (1024 * 1024)
@@ -246,8 +247,8 @@ static void exec_tool_child(const char *const argv[], int out_fd, int errno_fd)
     errnum = errno;
     /* Nothing more can be told to the parent if this write fails: the exit code still says it. */
     if (write(errno_fd, &errnum, sizeof(errnum)) != (ssize_t)sizeof(errnum))
-        _exit(126);
-    _exit(127);
+        vml_child_exit(126);
+    vml_child_exit(127);
 }
 
 /* Read fd to EOF, keeping the first buf_size bytes; -1 (errno set) on error or over the limit. */

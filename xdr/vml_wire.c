@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,10 +118,14 @@ int vml_wire_decode_payload(const unsigned char *msg, size_t len, xdrproc_t proc
 
 void vml_wire_error_from_payload(const vml_rpc_error *payload, vml_error *err)
 {
-    const char *message = payload->message != NULL && *payload->message != NULL
+    const char *message = payload->message != NULL && *payload->message != NULL &&
+                          **payload->message != '\0'
                           ? *payload->message : "unknown error reported by the lock daemon";
+    /* An error reply must fail the call: code 0 (VIR_ERR_OK) from a confused daemon would
+     * read as success to whoever checks the code, so it becomes an internal error. */
+    int code = payload->code > 0 ? payload->code : VIR_ERR_INTERNAL_ERROR;
 
-    vml_error_set_raw(err, payload->domain, payload->code, message);
+    vml_error_set_raw(err, payload->domain, code, message);
     if (err == NULL)
         return;
     if (payload->str2 != NULL && *payload->str2 != NULL) {
@@ -128,12 +133,60 @@ void vml_wire_error_from_payload(const vml_rpc_error *payload, vml_error *err)
     } else {
         /* No detail sent: recover it by removing the code's prefix, so that re-raising the
          * detail through libvirt (which adds the prefix again) does not print it twice. */
-        const char *template = vml_error_template(payload->code);
+        const char *template = vml_error_template(code);
         size_t prefix_len = strlen(template) - 2;   /* every template ends in "%s" */
 
         if (strncmp(message, template, prefix_len) == 0)
             snprintf(err->detail, sizeof(err->detail), "%s", message + prefix_len);
     }
+}
+
+/*
+ * Whether the stream still holds len bytes from its position (the position is unchanged).
+ * Every decoder here runs on an xdrmem stream over a whole message, where xdr_inline()
+ * succeeds exactly when that many bytes are left.
+ */
+static bool_t stream_holds(XDR *xdrs, uint64_t len)
+{
+    u_int pos = xdr_getpos(xdrs);
+    bool_t holds;
+
+    if (len > INT32_MAX)
+        return FALSE;
+    holds = xdr_inline(xdrs, (u_int)len) != NULL;
+    return xdr_setpos(xdrs, pos) && holds;
+}
+
+/* The count word at the stream's position, the position unchanged; FALSE if none. */
+static bool_t peek_count(XDR *xdrs, u_int *count)
+{
+    u_int pos = xdr_getpos(xdrs);
+
+    return xdr_u_int(xdrs, count) && xdr_setpos(xdrs, pos);
+}
+
+bool_t vml_xdr_array_checked(XDR *xdrs, char **addrp, u_int *sizep, u_int maxsize,
+                             u_int elsize, xdrproc_t elproc)
+{
+    u_int count;
+
+    /* Every XDR item takes at least 4 bytes on the wire. */
+    if (xdrs->x_op == XDR_DECODE &&
+        (!peek_count(xdrs, &count) || count > maxsize ||
+         !stream_holds(xdrs, 4 + (uint64_t)count * 4)))
+        return FALSE;
+    return xdr_array(xdrs, addrp, sizep, maxsize, elsize, elproc);
+}
+
+bool_t vml_xdr_bytes_checked(XDR *xdrs, char **bytesp, u_int *sizep, u_int maxsize)
+{
+    u_int count;
+
+    if (xdrs->x_op == XDR_DECODE &&
+        (!peek_count(xdrs, &count) || count > maxsize ||
+         !stream_holds(xdrs, 4 + (uint64_t)count)))
+        return FALSE;
+    return xdr_bytes(xdrs, bytesp, sizep, maxsize);
 }
 
 bool_t vml_xdr_string_checked(XDR *xdrs, char **sp, u_int maxsize)
@@ -144,7 +197,7 @@ bool_t vml_xdr_string_checked(XDR *xdrs, char **sp, u_int maxsize)
     u_int size;
     char *str;
 
-    if (!xdr_u_int(xdrs, &size) || size > maxsize)
+    if (!xdr_u_int(xdrs, &size) || size > maxsize || !stream_holds(xdrs, size))
         return FALSE;
     str = *sp;
     if (str == NULL) {

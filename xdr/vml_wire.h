@@ -92,4 +92,14 @@ void vml_client_close(vml_client *client);
  */
 bool_t vml_xdr_string_checked(XDR *xdrs, char **sp, u_int maxsize);
 
+/*
+ * Replacements for xdr_array() and xdr_bytes() in the generated decoders (-Dxdr_array=...,
+ * -Dxdr_bytes=...): identical on the wire, but a count that the rest of the message cannot
+ * hold is refused before anything is allocated for it, so a few bytes claiming 4 million
+ * elements cost nothing.  Decoding only on xdrmem streams (see stream_holds()).
+ */
+bool_t vml_xdr_array_checked(XDR *xdrs, char **addrp, u_int *sizep, u_int maxsize,
+                             u_int elsize, xdrproc_t elproc);
+bool_t vml_xdr_bytes_checked(XDR *xdrs, char **bytesp, u_int *sizep, u_int maxsize);
+
 #endif

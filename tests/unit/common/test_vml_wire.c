@@ -590,6 +590,56 @@ static void test_hostile(void)
                   "a lease with 4097 holders is refused");
     }
 
+    /* counts within their bound that the message cannot hold: refused before allocating */
+    {
+        unsigned char p[64];
+
+        memset(p, 0, sizeof(p));
+        put_u32(p, VML_EXT_LIST_MAX);
+        VML_CHECK(!decodes(p, 12, (xdrproc_t)xdr_vml_ext_list_ret, sizeof(vml_ext_list_ret)),
+                  "a LIST page claiming 1024 leases in 12 bytes is refused");
+        /* two leases of 4 empty strings, flags, no holders (24 bytes each), cursor, total */
+        put_u32(p, 2);
+        VML_CHECK(decodes(p, 4 + 48 + 8, (xdrproc_t)xdr_vml_ext_list_ret,
+                          sizeof(vml_ext_list_ret)), "a LIST page of exactly 2 leases decodes");
+        VML_CHECK(!decodes(p, 4 + 44 + 8, (xdrproc_t)xdr_vml_ext_list_ret,
+                           sizeof(vml_ext_list_ret)), "the same page 4 bytes short is refused");
+    }
+    {
+        unsigned char buf[16];
+        char *bytes = NULL, *array = NULL;
+        u_int count = 0;
+        XDR xdrs;
+
+        memset(buf, 0, sizeof(buf));
+        put_u32(buf, 12);               /* 12 opaque bytes follow: exactly what is left */
+        xdrmem_create(&xdrs, (char *)buf, 16, XDR_DECODE);
+        VML_CHECK(vml_xdr_bytes_checked(&xdrs, &bytes, &count, 1 << 20) && count == 12 &&
+                  xdr_getpos(&xdrs) == 16, "an opaque filling the rest of the stream decodes");
+        free(bytes);
+        bytes = NULL;
+        put_u32(buf, 13);
+        xdrmem_create(&xdrs, (char *)buf, 16, XDR_DECODE);
+        VML_CHECK(!vml_xdr_bytes_checked(&xdrs, &bytes, &count, 1 << 20) && bytes == NULL,
+                  "an opaque of 13 bytes in 12 is refused with nothing allocated");
+        put_u32(buf, 1u << 20);
+        xdrmem_create(&xdrs, (char *)buf, 16, XDR_DECODE);
+        VML_CHECK(!vml_xdr_bytes_checked(&xdrs, &bytes, &count, 1 << 20) && bytes == NULL &&
+                  xdr_getpos(&xdrs) == 0,
+                  "an opaque of 1 MiB in 12 bytes is refused, the position unchanged");
+        put_u32(buf, 4000000);
+        xdrmem_create(&xdrs, (char *)buf, 16, XDR_DECODE);
+        VML_CHECK(!vml_xdr_array_checked(&xdrs, &array, &count, 4194304, 64,
+                                         (xdrproc_t)xdr_u_int) && array == NULL,
+                  "an array claiming 4 million elements in 12 bytes is refused, nothing allocated");
+        put_u32(buf, 3);
+        xdrmem_create(&xdrs, (char *)buf, 16, XDR_DECODE);
+        VML_CHECK(vml_xdr_array_checked(&xdrs, &array, &count, 4194304, sizeof(u_int),
+                                        (xdrproc_t)xdr_u_int) && count == 3,
+                  "an array of 3 words filling the stream decodes");
+        free(array);
+    }
+
     /* the encoder must not send what the decoder would refuse */
     {
         vml_rpc_header hdr = call_header(VML_LS_PROGRAM, VML_LS_PROC_ACQUIRE_RESOURCE, 1);
