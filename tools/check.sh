@@ -8,6 +8,7 @@
 #   sanitizer report from any process (daemons started with -d included) is a failure; then
 #   lcov line coverage of the hand-written code in daemon/, driver/, xdr/ (HTML under
 #   build-check/asan/coverage-html).
+# Pass (c): every libFuzzer target for a bounded time (tests/fuzz/run-short.sh).
 # Pass (b): a plain build; its integration suite starts every vmlockd under valgrind memcheck
 #   (tests/lib/vml.sh honours VMLOCKD_WRAPPER); errors, leaks and descriptors a daemon left
 #   open are failures.
@@ -196,6 +197,22 @@ if configure "$PLAIN_BUILD" >"$WORK/plain-setup.log" 2>&1 &&
 else
     tail -n 40 "$WORK/plain-setup.log" "$WORK/plain-build.log" 2>/dev/null
     point_failed "plain build (logs: $WORK/plain-setup.log, $WORK/plain-build.log)"
+fi
+
+# ------------------------------------------------------------------ (c) bounded fuzzing
+
+# Every libFuzzer target (wire decoder + dispatcher, both config parsers, domain XML, owner
+# records, re-exec handover, the plugin's reply reader) for VML_FUZZ_SECONDS each (default
+# 20); a crash is a failure.
+# The long runs are `tools/fuzz.sh SECONDS` (docs/hardening.md).
+step "(c) bounded fuzzing: every target ${VML_FUZZ_SECONDS:-20} s"
+if VML_FUZZ_DIR="$WORK/fuzz" "$ROOT/tests/fuzz/run-short.sh" "${VML_FUZZ_SECONDS:-20}" \
+        >"$WORK/fuzz.log" 2>&1; then
+    grep '^fuzz: ' "$WORK/fuzz.log"
+    point_ok "fuzzing: no crash in any target"
+else
+    tail -n 40 "$WORK/fuzz.log"
+    point_failed "fuzzing (log: $WORK/fuzz.log)"
 fi
 
 finish

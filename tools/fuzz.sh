@@ -30,7 +30,7 @@ JOBS=${VML_FUZZ_JOBS:-1}
 mkdir -p "$WORK/corpus" "$WORK/artifacts" "$WORK/logs" || exit 1
 WORK=$(cd "$WORK" && pwd)
 
-ALL_TARGETS=(dispatch dmn_config drv_config domain_xml record handover)
+ALL_TARGETS=(dispatch dmn_config drv_config domain_xml record handover client)
 if [ $# -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -44,6 +44,7 @@ max_len() {
         domain_xml) echo 16384 ;;
         record) echo 4200 ;;
         handover) echo 65536 ;;
+        client) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

@@ -40,6 +40,8 @@
 #define DISK FUZZ_SCRATCH "/disk.img"
 #define NSESSIONS 4
 
+/* Taken at the start of every input, not once: between inputs libFuzzer itself may open
+ * descriptors (its symbolizer pipes when it prints NEW_FUNC lines), which are not ours. */
 static fuzz_fd_set fds_at_start;
 static bool trace;              /* $VMLFUZZ_TRACE: one line per call on stderr (seed writing) */
 
@@ -54,7 +56,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (getenv("VMLFUZZ_LOG") == NULL && vml_log_set_outputs("4:file:/dev/null", NULL) < 0)
         fuzz_cannot_run("cannot send the daemon's log to /dev/null");
     trace = getenv("VMLFUZZ_TRACE") != NULL;
-    fuzz_fd_snapshot(&fds_at_start);
     return 0;
 }
 
@@ -195,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vml_error err = { 0 };
     size_t pos = 0;
 
+    fuzz_fd_snapshot(&fds_at_start);
     fuzz_sandbox_owners_ready();
     prepare_scratch();
     if (dmn_lockspaces_new(&lockspaces, &err) < 0 || dmn_owners_new(0, &owners, &err) < 0 ||
@@ -272,10 +274,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nftw(FUZZ_SCRATCH, check_unlocked, 16, FTW_PHYS);
     fuzz_fd_snapshot(&fds_now);
     if (fuzz_fd_leaked(&fds_at_start, &fds_now) >= 0) {
-        char what[128];
+        int fd = fuzz_fd_leaked(&fds_at_start, &fds_now);
+        char link[64], target[256] = "?", what[400];
+        ssize_t n;
 
-        snprintf(what, sizeof(what), "descriptor %d leaked by the input",
-                 fuzz_fd_leaked(&fds_at_start, &fds_now));
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n >= 0)
+            target[n] = '\0';
+        snprintf(what, sizeof(what), "descriptor %d (%s) leaked by the input", fd, target);
         fuzz_invariant_failed(what);
     }
     return 0;

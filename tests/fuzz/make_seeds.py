@@ -429,6 +429,57 @@ HANDOVER_SEEDS = {
 }
 
 
+# ---- client (fuzz_client.c: byte 0 = the call, then the daemon's whole answer) ----
+
+def reply(prog, vers, proc, payload=b"", serial=0, status=0):
+    return message(prog, vers, proc, payload, serial=serial, mtype=1, status=status)
+
+
+def error_payload(code=87, domain=51, text="resource busy: Lockspace resource 'a' is locked"):
+    opt = u32(1) + string(text)
+    return (i32(code) + i32(domain) + opt + i32(2) + u32(0) + opt + opt + u32(0) + i32(-1) +
+            i32(-1) + u32(0))
+
+
+def list_ret():
+    holder = owner("vm1", 1, 4242) + u64(1795000000000000)
+    lease = (string("/var/lib/ls") + string("a") + string("/var/lib/ls/a") + string("/img") +
+             u32(2) + u32(1) + holder)
+    return u32(1) + lease + u32(0) + u32(1)
+
+
+def status2_ret():
+    return (string("0.1.0") + u32(812) + u64(5) + u32(2) + u32(1) + u32(1) + u32(3) + u64(9) +
+            u64(1) + u64(0) + u64(0) + u64(4) + u32(10000) + u32(813) + u32(1) + u32(0) +
+            u64(0x1234))
+
+
+def who_ret():
+    holder = (owner("vm1", 1, 4242) + u64(1795000000000000) + string("hv1") +
+              string("0b1f") + u32(812))
+    entry = (string("/var/lib/ls") + string("a") + string("/var/lib/ls/a") + string("/img") +
+             u32(1) + u32(1) + u32(0) + u64(7) + u64(0) + u32(1) + holder)
+    return u32(1) + entry
+
+
+CLIENT_SEEDS = {
+    "acquire-ok": b"\0" + reply(LS_PROG, 1, 6),
+    "acquire-error": b"\0" + reply(LS_PROG, 1, 6, error_payload(), status=1),
+    "acquire-cannot-find-program": b"\0" + reply(LS_PROG, 1, 6, error_payload(
+        39, 7, "Cannot find program 245874415 version 1"), status=1),
+    "acquire-wrong-serial": b"\0" + reply(LS_PROG, 1, 6, serial=5),
+    "acquire-payload-on-void": b"\0" + reply(LS_PROG, 1, 6, u32(0)),
+    "acquire-eof": b"\0",
+    "acquire-huge-length": b"\0" + u32(0x02000004) + b"\0" * 24,
+    "list": b"\1" + reply(EXT_PROG, 1, 3, list_ret()),
+    "list-truncated": b"\1" + reply(EXT_PROG, 1, 3, list_ret())[:60],
+    "status2": b"\2" + reply(EXT_PROG, 2, 4, status2_ret()),
+    "batch2": b"\3" + reply(EXT_PROG, 2, 1, u32(1) + u64(7) + u64(0) + u32(1)),
+    "batch2-error": b"\3" + reply(EXT_PROG, 2, 1, error_payload(55, 51, "fenced"), status=1),
+    "who": b"\4" + reply(EXT_PROG, 2, 6, who_ret()),
+}
+
+
 def write_all(root, target, seeds):
     directory = os.path.join(root, target)
     os.makedirs(directory, exist_ok=True)
@@ -445,6 +496,7 @@ def main(argv):
     write_all(root, "domain_xml", DOMAIN_XML_SEEDS)
     write_all(root, "record", RECORD_SEEDS)
     write_all(root, "handover", HANDOVER_SEEDS)
+    write_all(root, "client", CLIENT_SEEDS)
     return 0
 
 
