@@ -144,24 +144,6 @@ static int take_spawn_lock(int *lock_fd, vml_error *err)
     return ret;
 }
 
-/* In the child of fork(): exec the daemon with clean signal state and none of our descriptors. */
-__attribute__((noreturn))
-static void exec_daemon_child(const char *const argv[], int errno_fd)
-{
-    sigset_t none;
-    int errnum;
-
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    execv(argv[0], (char *const *)argv);
-    errnum = errno;
-    /* Nothing more can be told to the parent if this write fails: the exit code still says it. */
-    if (write(errno_fd, &errnum, sizeof(errnum)) != (ssize_t)sizeof(errnum))
-        vml_child_exit(126);
-    vml_child_exit(127);
-}
-
 /*
  * Run the daemon in --daemon mode and wait for that command: it returns only once the
  * daemon listens (or has failed), so no polling is needed afterwards.
@@ -169,12 +151,9 @@ static void exec_daemon_child(const char *const argv[], int errno_fd)
 static int spawn_daemon(vml_error *err)
 {
     const char *binary = getenv("VMLOCKD_PATH");
-    int errno_pipe[2] = { -1, -1 };
+    vml_child child;
     int exec_errno = 0;
     int status = 0;
-    pid_t pid = -1;
-    ssize_t n;
-    int ret = -1;
 
     if (binary == NULL || binary[0] == '\0')
         binary = DAEMON_DEFAULT_PATH;
@@ -186,47 +165,26 @@ static int spawn_daemon(vml_error *err)
     const char *const argv[] = { binary, "--daemon", "--timeout=120", NULL };
 
     VML_INFO("starting the lock daemon '%s'", binary);
-    if (pipe2(errno_pipe, O_CLOEXEC) < 0) {
+    if (vml_child_spawn(argv, false, &child) < 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot start '%s'", binary);
-        goto out;
+        return -1;
     }
-    pid = fork();
-    if (pid < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot fork to start '%s'", binary);
-        goto out;
+    if (vml_child_finish(&child, &exec_errno, &status) < 0) {
+        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot wait for '%s'", binary);
+        return -1;
     }
-    if (pid == 0)
-        exec_daemon_child(argv, errno_pipe[1]);
-    close(errno_pipe[1]);
-    errno_pipe[1] = -1;
-    do {
-        n = read(errno_pipe[0], &exec_errno, sizeof(exec_errno));
-    } while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(exec_errno)) {
+    if (exec_errno != 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKING, exec_errno, "cannot run the lock daemon '%s'",
                             binary);
-        goto out;
+        return -1;
     }
-    ret = 0;
- out:
-    if (pid > 0) {
-        pid_t reaped;
-
-        do {
-            reaped = waitpid(pid, &status, 0);
-        } while (reaped < 0 && errno == EINTR);
-        if (ret == 0 && (reaped != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-            vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_OPERATION_FAILED,
-                          "the lock daemon '%s' failed to start (wait status 0x%x)", binary,
-                          (unsigned int)status);
-            ret = -1;
-        }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        vml_error_set(err, VIR_FROM_LOCKING, VIR_ERR_OPERATION_FAILED,
+                      "the lock daemon '%s' failed to start (wait status 0x%x)", binary,
+                      (unsigned int)status);
+        return -1;
     }
-    if (errno_pipe[1] >= 0)
-        close(errno_pipe[1]);
-    if (errno_pipe[0] >= 0)
-        close(errno_pipe[0]);
-    return ret;
+    return 0;
 }
 
 int drv_client_connect(vml_client *client, const char *sock_path, vml_error *err)

@@ -222,35 +222,6 @@ int drv_resource_add(drv_resource_set *set, const drv_config *config, unsigned i
 
 /* ---- running lvs and scsi_id ---- */
 
-/*
- * In the child of fork(): stdout to out_fd, stdin and stderr to /dev/null, every other
- * descriptor closed at exec; on exec failure write errno to errno_fd (close-on-exec, so
- * the parent sees EOF when the exec succeeds).  Only async-signal-safe calls.
- */
-__attribute__((noreturn))
-static void exec_tool_child(const char *const argv[], int out_fd, int errno_fd)
-{
-    sigset_t none;
-    int null_fd = -1;
-    int errnum;
-
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    /* stdout first: should out_fd be 0 or 2, it is copied before being overwritten. */
-    if (dup2(out_fd, STDOUT_FILENO) >= 0)
-        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd >= 0 && dup2(null_fd, STDIN_FILENO) >= 0 && dup2(null_fd, STDERR_FILENO) >= 0) {
-        /* libvirtd's descriptors must not leak into the tool (lvs complains about each one). */
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        execv(argv[0], (char *const *)argv);
-    }
-    errnum = errno;
-    /* Nothing more can be told to the parent if this write fails: the exit code still says it. */
-    if (write(errno_fd, &errnum, sizeof(errnum)) != (ssize_t)sizeof(errnum))
-        vml_child_exit(126);
-    vml_child_exit(127);
-}
-
 /* Read fd to EOF, keeping the first buf_size bytes; -1 (errno set) on error or over the limit. */
 static int read_tool_output(int fd, char *buf, size_t buf_size, size_t *kept)
 {
@@ -309,14 +280,11 @@ static int first_line(const char *text, size_t len, char **line, vml_error *err)
 
 int drv_resource_run_tool(const char *const argv[], char **line, vml_error *err)
 {
-    int out_pipe[2] = { -1, -1 };
-    int errno_pipe[2] = { -1, -1 };
+    vml_child child = { .pid = -1, .out_fd = -1, .errno_fd = -1 };
     char *output = NULL;
     size_t kept = 0;
     int exec_errno = 0;
     int status = 0;
-    pid_t pid = -1;
-    ssize_t n;
     int ret = -1;
 
     *line = NULL;
@@ -325,62 +293,34 @@ int drv_resource_run_tool(const char *const argv[], char **line, vml_error *err)
         vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot run '%s'", argv[0]);
         goto out;
     }
-    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(errno_pipe, O_CLOEXEC) < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot create a pipe to run '%s'",
-                            argv[0]);
+    if (vml_child_spawn(argv, true, &child) < 0) {
+        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot start '%s'", argv[0]);
         goto out;
     }
-    pid = fork();
-    if (pid < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot fork to run '%s'", argv[0]);
-        goto out;
-    }
-    if (pid == 0)
-        exec_tool_child(argv, out_pipe[1], errno_pipe[1]);
-    close(out_pipe[1]);
-    out_pipe[1] = -1;
-    close(errno_pipe[1]);
-    errno_pipe[1] = -1;
-
-    if (read_tool_output(out_pipe[0], output, DRV_RESOURCE_TOOL_OUTPUT_MAX, &kept) < 0) {
+    if (read_tool_output(child.out_fd, output, DRV_RESOURCE_TOOL_OUTPUT_MAX, &kept) < 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot read the output of '%s'",
                             argv[0]);
-        kill(pid, SIGKILL);
+        kill(child.pid, SIGKILL);
         goto out;
     }
-    do {
-        n = read(errno_pipe[0], &exec_errno, sizeof(exec_errno));
-    } while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(exec_errno)) {
+    if (vml_child_finish(&child, &exec_errno, &status) < 0) {
+        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot wait for '%s'", argv[0]);
+        goto out;
+    }
+    if (exec_errno != 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKING, exec_errno, "cannot run '%s'", argv[0]);
         goto out;
     }
-    /* The child is reaped at out:, where its status is read. */
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        ret = first_line(output, kept, line, err);
+        goto out;
+    }
+    /* A tool that fails does not know the device: *line stays NULL. */
+    VML_DEBUG("'%s' failed (wait status 0x%x)", argv[0], (unsigned int)status);
     ret = 0;
  out:
-    if (pid > 0) {
-        pid_t reaped;
-
-        do {
-            reaped = waitpid(pid, &status, 0);
-        } while (reaped < 0 && errno == EINTR);
-        if (ret == 0 && reaped != pid) {
-            vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot wait for '%s'", argv[0]);
-            ret = -1;
-        }
-        if (ret == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            ret = first_line(output, kept, line, err);
-        else if (ret == 0)
-            VML_DEBUG("'%s' failed (wait status 0x%x)", argv[0], (unsigned int)status);
-    }
-    if (errno_pipe[1] >= 0)
-        close(errno_pipe[1]);
-    if (errno_pipe[0] >= 0)
-        close(errno_pipe[0]);
-    if (out_pipe[1] >= 0)
-        close(out_pipe[1]);
-    if (out_pipe[0] >= 0)
-        close(out_pipe[0]);
+    if (child.pid > 0)
+        vml_child_finish(&child, &exec_errno, &status);
     free(output);
     return ret;
 }
