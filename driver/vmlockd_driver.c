@@ -102,6 +102,20 @@ static int create_lockspaces(const drv_config *config, vml_error *err)
     return 0;
 }
 
+/*
+ * Whether err is the daemon's refusal of a lockspace it does not know.  A daemon started
+ * cold (no keeper to hand it its state) has forgotten the lockspaces registered at drvInit;
+ * the caller registers them again and retries once.  The text is virtlockd's (and so the
+ * daemon's) and carries the internal-error code, hence the text match.
+ */
+static bool lockspace_unknown(const vml_error *err)
+{
+    const char *text = err->detail[0] != '\0' ? err->detail : err->message;
+
+    return err->code == VIR_ERR_INTERNAL_ERROR && strstr(text, "Lockspace for path ") != NULL &&
+           strstr(text, " does not exist") != NULL;
+}
+
 static int vmlockd_init(unsigned int version, const char *configFile, unsigned int flags)
 {
     drv_config *config = NULL;
@@ -398,6 +412,27 @@ static int domain_wire_resources(drv_domain *dom, vml_ext_resource2 **wire,
     return ret;
 }
 
+/* Acquire the domain's leases in one batch.  A refused batch takes nothing (the daemon
+ * rolls it back), so retrying it after registering the lockspaces again is safe. */
+static int acquire_batch(const drv_domain *dom, const vml_ls_owner *owner,
+                         vml_ext_resource2 *wire, virDomainLockFailureAction action,
+                         vml_ext_generation *gens, vml_error *err)
+{
+    const char *sock = dom->config->unix_sock_path;
+
+    if (drv_client_acquire(sock, owner, wire, dom->resources.count, action, dom->uri, gens,
+                           err) == 0)
+        return 0;
+    if (!lockspace_unknown(err))
+        return -1;
+    VML_WARN("the lock daemon does not know a configured lockspace (restarted without its "
+             "state?): registering them again");
+    if (create_lockspaces(dom->config, err) < 0)
+        return -1;
+    return drv_client_acquire(sock, owner, wire, dom->resources.count, action, dom->uri, gens,
+                              err);
+}
+
 static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int flags,
                            virDomainLockFailureAction action, int *fd)
 {
@@ -438,9 +473,9 @@ static int vmlockd_acquire(virLockManager *man, const char *state, unsigned int 
         /* A state from pause or migration makes this acquisition a fencing check: refused
          * when another domain acquired one of the leases since (docs/LIFETIME.md). */
         if (domain_wire_resources(dom, &wire, &gens, &err) < 0 ||
-            drv_state_apply(state, wire, dom->resources.count, &err) < 0 ||
-            drv_client_acquire(dom->config->unix_sock_path, &owner, wire,
-                               dom->resources.count, action, dom->uri, gens, &err) < 0)
+            drv_state_apply(state, wire, dom->resources.count, &err) < 0)
+            goto out;
+        if (acquire_batch(dom, &owner, wire, action, gens, &err) < 0)
             goto out;
         drv_pause_memo_forget(dom->uuid);   /* held again: an old pause state is stale */
     }

@@ -16,6 +16,9 @@
 #include "vml_wire.h"
 
 static int log_fd = -1;
+/* Exists while the fake "forgot" its lockspaces; a file, since every connection is served by
+ * its own process. */
+static char forgotten_path[300];
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -207,6 +210,7 @@ static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char 
     size_t used;
     const char *refuse = NULL;
     bool moved = false;
+    const char *unknown = NULL;
     char detail[512];
     int rc;
 
@@ -235,6 +239,9 @@ static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char 
         if (refuse == NULL && !acquire && hdr->proc != VML_EXT_PROC_INQUIRE &&
             has_prefix(res->name, "notheld"))
             refuse = res->name;
+        if (unknown == NULL && acquire && res->lockspace[0] != '\0' &&
+            access(forgotten_path, F_OK) == 0)
+            unknown = res->lockspace;
     }
     if (used < sizeof(line) && args.on_lockfailure != 0)
         used += (size_t)snprintf(line + used, sizeof(line) - used, " action=%d",
@@ -242,7 +249,10 @@ static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char 
     if (used < sizeof(line) && args.uri[0] != '\0')
         used += (size_t)snprintf(line + used, sizeof(line) - used, " uri=%s", args.uri);
     log_line("%s", line);
-    if (refuse != NULL && moved) {
+    if (unknown != NULL) {
+        snprintf(detail, sizeof(detail), "Lockspace for path %s does not exist", unknown);
+        rc = reply_error(fd, hdr, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR, detail);
+    } else if (refuse != NULL && moved) {
         snprintf(detail, sizeof(detail), "disk '%s' was acquired by domain 'intruder' while "
                  "domain '%s' did not hold it", refuse, args.owner.name);
         rc = reply_error(fd, hdr, VIR_FROM_LOCKSPACE, VIR_ERR_OPERATION_INVALID, detail);
@@ -301,6 +311,7 @@ static int answer(int fd, const unsigned char *msg, size_t len, fake_mode mode)
                                     &args) < 0)
             return 1;
         log_line("CREATE_LOCKSPACE %s", args.path);
+        unlink(forgotten_path);
         rc = reply_ok(fd, &hdr);
         xdr_free((xdrproc_t)xdr_vml_ls_create_lockspace_args, (char *)&args);
         return rc;
@@ -347,6 +358,7 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
     int listen_fd;
 
     alarm(60);
+    snprintf(forgotten_path, sizeof(forgotten_path), "%s.forgotten", log_path);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGCHLD, SIG_IGN);   /* connection children reap themselves */
     log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -407,6 +419,17 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
     } while (n < 0 && errno == EINTR);
     close(ready[0]);
     return n == 1 ? 0 : -1;
+}
+
+void fake_daemon_forget_lockspaces(fake_daemon *fake)
+{
+    char path[300];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s.forgotten", fake->log_path);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
 }
 
 void fake_daemon_stop(fake_daemon *fake)

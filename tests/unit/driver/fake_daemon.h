@@ -12,7 +12,9 @@
  *   "drop..."     any resource procedure: the connection is closed without a reply
  *   "moved..."   BATCH_ACQUIRE (version 2) with an expected generation: refused as vmlockd
  *                 refuses a resume after another domain held the lease
- * everything else succeeds.  Version 2 batches answer generation 10 + the resource's index,
+ * everything else succeeds.  After fake_daemon_forget_lockspaces(), a version 2 BATCH_ACQUIRE
+ * naming a lockspace other than "" is refused as a daemon started cold refuses it ("Lockspace
+ * for path P does not exist", an internal error) until the next CREATE_LOCKSPACE.  Version 2 batches answer generation 10 + the resource's index,
  * epoch 0xe9 for the default lockspace and 0 for the others.  FAKE_VIRTLOCKD answers the
  * extension program with virtlockd's "Cannot find program" error; FAKE_VMLOCKD_V1 does so
  * for extension version 2 only (an older vmlockd).  Each call is appended to the log file
@@ -47,6 +49,9 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
  */
 void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mode,
                        int ready_fd) __attribute__((noreturn));
+
+/* Make the fake forget every lockspace, as a daemon restarted without its state has. */
+void fake_daemon_forget_lockspaces(fake_daemon *fake);
 
 /* Kill and reap the fake. */
 void fake_daemon_stop(fake_daemon *fake);

@@ -477,6 +477,34 @@ static void test_lifecycle(void)
     drv->drvFree(&man);
 }
 
+/* A daemon restarted cold has forgotten the lockspaces registered at drvInit: the plugin
+ * registers them again and retries, instead of failing every start until libvirtd restarts. */
+static void test_cold_daemon(void)
+{
+    domain_params dp;
+    virLockManager man;
+    char want[1024];
+    const char *disk_a = "{/leases c8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527 /img/a 2;}";
+    unsigned int pid = (unsigned int)getpid();
+
+    free(fake_daemon_take_log(&fake));
+    fake_daemon_forget_lockspaces(&fake);
+    domain_init(&dp, "vm1", 7, pid, "qemu:///system");
+    if (!VML_CHECK(new_context(&man, &dp, 0) == 0, "cold daemon: drvNew"))
+        return;
+    VML_CHECK(drv->drvAddResource(&man, VIR_LOCK_MANAGER_RESOURCE_TYPE_DISK, "/img/a", 0, NULL,
+                                  0) == 0, "cold daemon: drvAddResource");
+    VML_CHECK(drv->drvAcquire(&man, NULL, 0, VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL) == 0,
+              "cold daemon: drvAcquire succeeds although the daemon forgot the lockspace");
+    snprintf(want, sizeof(want),
+             "BATCH_ACQUIRE vm1 %u %s uri=qemu:///system\n"
+             "CREATE_LOCKSPACE /leases\n"
+             "BATCH_ACQUIRE vm1 %u %s uri=qemu:///system\n", pid, disk_a, pid, disk_a);
+    check_log(want, "cold daemon: refused batch, the configured lockspace registered again, "
+                    "the same batch retried once");
+    drv->drvFree(&man);
+}
+
 static void test_require_lease(void)
 {
     domain_params dp;
@@ -528,6 +556,7 @@ int main(void)
         test_new();
         test_callback_validation();
         test_lifecycle();
+        test_cold_daemon();
         test_require_lease();
         VML_CHECK(dlclose(handle) == 0, "dlclose succeeds (the module stays mapped: -z nodelete)");
     }
