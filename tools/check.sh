@@ -11,7 +11,7 @@
 # Pass (c): every libFuzzer target for a bounded time (tests/fuzz/run-short.sh).
 # Pass (b): a plain build; its integration suite starts every vmlockd under valgrind memcheck
 #   (tests/lib/vml.sh honours VMLOCKD_WRAPPER); errors, leaks and descriptors a daemon left
-#   open are failures.
+#   open are failures.  Then the fault-injection loop, quick profile (tests/faultinj).
 # The count is of TAP test points across both passes, plus one point per build, per
 # sanitizer/valgrind verdict.  Exit status: 0 only when nothing failed.
 
@@ -132,7 +132,7 @@ if [ "$ASAN_BUILT" -eq 1 ]; then
     UBSAN_OPTIONS="log_path=$SAN_LOGS/ubsan:print_stacktrace=1:halt_on_error=0" \
     LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp:print_suppressions=0" \
         meson test -C "$ASAN_BUILD" --no-rebuild --print-errorlogs --num-processes "$JOBS" \
-            --timeout-multiplier 2
+            --timeout-multiplier 2 --no-suite faultinj-quick
     add_tap_counts "$ASAN_BUILD" "(a) meson test"
 
     reports=$(find "$SAN_LOGS" -type f | sort)
@@ -194,6 +194,10 @@ if configure "$PLAIN_BUILD" >"$WORK/plain-setup.log" 2>&1 &&
     else
         point_failed "valgrind: problems in $VG_LOGS (see above)"
     fi
+    step "(b) fault injection, quick profile (every scenario x every call family)"
+    meson test -C "$PLAIN_BUILD" --no-rebuild --print-errorlogs --suite faultinj-quick
+    add_tap_counts "$PLAIN_BUILD" "(b) fault injection"
+    grep -h '^# faultinj: total' "$PLAIN_BUILD/meson-logs/testlog.txt" | sed 's/^# /check: /'
 else
     tail -n 40 "$WORK/plain-setup.log" "$WORK/plain-build.log" 2>/dev/null
     point_failed "plain build (logs: $WORK/plain-setup.log, $WORK/plain-build.log)"

@@ -449,6 +449,11 @@ def status2(admin_path):
     err = error_of(status, body)
     if err is not None:
         raise RuntimeError("STATUS failed: %r" % (err,))
+    return status2_decode(body)
+
+
+def status2_decode(body):
+    """The body of a successful STATUS version 2 reply as a dict."""
     r = Reader(body)
     out = {"version": r.string(), "pid": r.u32(), "uptime_usec": r.u64()}
     for key in ("lockspaces", "leases", "owners", "clients"):
