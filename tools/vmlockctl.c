@@ -302,24 +302,79 @@ static int run_list(vml_client *client, bool json, vml_error *err)
     return ret;
 }
 
+/* The fields STATUS version 2 adds, as text or JSON (after the version 1 fields). */
+static void print_status2_extra(const vml_ext_status2_ret *st, bool json)
+{
+    if (json) {
+        printf(", \"lost_leases\": %" PRIu64 ", \"check_rounds\": %" PRIu64
+               ", \"check_interval_ms\": %u, \"keeper_pid\": %u, \"reexecs\": %u"
+               ", \"adopted\": %u, \"epoch\": %" PRIu64,
+               (uint64_t)st->lost_leases, (uint64_t)st->check_rounds, st->check_interval_ms,
+               st->keeper_pid, st->reexecs, st->adopted, (uint64_t)st->epoch);
+        return;
+    }
+    printf("lost leases: %" PRIu64 "\n", (uint64_t)st->lost_leases);
+    if (st->check_interval_ms == 0)
+        printf("lease checks: off\n");
+    else
+        printf("lease checks: every %u ms, %" PRIu64 " round(s) done\n", st->check_interval_ms,
+               (uint64_t)st->check_rounds);
+    if (st->keeper_pid == 0)
+        printf("keeper: none (a crash of the daemon would drop every lock)\n");
+    else
+        printf("keeper: pid %u\n", st->keeper_pid);
+    printf("re-execs: %u\nadopted at start: %u\nepoch: %" PRIu64 "\n", st->reexecs,
+           st->adopted, (uint64_t)st->epoch);
+}
+
+/*
+ * STATUS, version 2 when the daemon has it (vmlockd since the keeper), else version 1.
+ * Both replies begin with the same fields, printed from the version 1 layout.
+ */
 static int run_status(vml_client *client, bool json, vml_error *err)
 {
+    vml_ext_status2_ret st2;
     vml_ext_status_ret st;
+    bool have_v2;
     int ret = -1;
 
     memset(&st, 0, sizeof(st));
-    if (vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION, VML_EXT_PROC_STATUS,
-                        NULL, NULL, (xdrproc_t)xdr_vml_ext_status_ret, &st, err) < 0)
+    memset(&st2, 0, sizeof(st2));
+    have_v2 = vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION_2,
+                              VML_EXT_PROC_STATUS, NULL, NULL,
+                              (xdrproc_t)xdr_vml_ext_status2_ret, &st2, err) == 0;
+    if (have_v2) {
+        st.daemon_version = st2.daemon_version;
+        st.pid = st2.pid;
+        st.uptime_usec = st2.uptime_usec;
+        st.lockspaces = st2.lockspaces;
+        st.leases = st2.leases;
+        st.owners = st2.owners;
+        st.clients = st2.clients;
+        st.acquires = st2.acquires;
+        st.conflicts = st2.conflicts;
+        st.owner_kills = st2.owner_kills;
+    } else if (err->code != VIR_ERR_RPC ||
+               strstr(err->message, "Cannot find program") == NULL ||
+               vml_client_call(client, VML_EXT_PROGRAM, VML_EXT_PROTOCOL_VERSION,
+                               VML_EXT_PROC_STATUS, NULL, NULL,
+                               (xdrproc_t)xdr_vml_ext_status_ret, &st, err) < 0) {
+        /* Only "no such version" falls back; anything else is the answer. */
         goto out;
+    }
+    vml_error_clear(err);
     if (json) {
         fputs("{\"daemon_version\": ", stdout);
         ctl_json_string(stdout, st.daemon_version);
         printf(", \"pid\": %u, \"uptime_usec\": %" PRId64 ", \"lockspaces\": %u, "
                "\"leases\": %u, \"owners\": %u, \"clients\": %u, \"acquires\": %" PRIu64
-               ", \"conflicts\": %" PRIu64 ", \"owner_kills\": %" PRIu64 "}\n",
+               ", \"conflicts\": %" PRIu64 ", \"owner_kills\": %" PRIu64,
                st.pid, (int64_t)st.uptime_usec, st.lockspaces, st.leases, st.owners,
                st.clients, (uint64_t)st.acquires, (uint64_t)st.conflicts,
                (uint64_t)st.owner_kills);
+        if (have_v2)
+            print_status2_extra(&st2, true);
+        fputs("}\n", stdout);
     } else {
         fputs("version: ", stdout);
         ctl_text_string(stdout, st.daemon_version);
@@ -330,10 +385,15 @@ static int run_status(vml_client *client, bool json, vml_error *err)
                ((int64_t)st.uptime_usec % 1000000 + 1000000) % 1000000, st.lockspaces,
                st.leases, st.owners, st.clients, (uint64_t)st.acquires,
                (uint64_t)st.conflicts, (uint64_t)st.owner_kills);
+        if (have_v2)
+            print_status2_extra(&st2, false);
     }
     ret = 0;
  out:
-    xdr_free((xdrproc_t)xdr_vml_ext_status_ret, (char *)&st);
+    if (have_v2)
+        xdr_free((xdrproc_t)xdr_vml_ext_status2_ret, (char *)&st2);   /* st borrowed from it */
+    else
+        xdr_free((xdrproc_t)xdr_vml_ext_status_ret, (char *)&st);
     return ret;
 }
 

@@ -22,7 +22,8 @@ static int listener = -1;
 typedef enum {
     SERVE_PAGES,        /* three LIST pages (one empty), two leases */
     SERVE_EMPTY,        /* LIST: no leases */
-    SERVE_STATUS,
+    SERVE_STATUS,       /* STATUS version 2 */
+    SERVE_STATUS_V1,    /* STATUS version 2 refused as an older daemon refuses it, version 1 */
     SERVE_ERROR,        /* every call: an error reply */
     SERVE_STUCK,        /* LIST: the cursor stops advancing */
     SERVE_HANGUP,       /* closes without replying */
@@ -151,8 +152,9 @@ static void __attribute__((noreturn)) serve(serve_mode mode)
         if (vml_wire_frame_length(buf, sizeof(buf), &total) < 0 ||
             read_exact(fd, buf + 4, total - 4) < 0 || vml_wire_decode_header(buf, total, &hdr) < 0)
             _exit(11);
-        if (hdr.prog != VML_EXT_PROGRAM || hdr.vers != VML_EXT_PROTOCOL_VERSION ||
-            hdr.type != VML_RPC_CALL || hdr.serial != calls++)
+        if (hdr.prog != VML_EXT_PROGRAM || hdr.type != VML_RPC_CALL || hdr.serial != calls++ ||
+            (hdr.vers != VML_EXT_PROTOCOL_VERSION &&
+             !(hdr.vers == VML_EXT_PROTOCOL_VERSION_2 && hdr.proc == VML_EXT_PROC_STATUS)))
             _exit(12);
         if (mode == SERVE_HANGUP)
             _exit(0);
@@ -160,7 +162,34 @@ static void __attribute__((noreturn)) serve(serve_mode mode)
             send_error(fd, &hdr, VIR_ERR_OPERATION_DENIED, "the admin socket is closed to you");
             continue;
         }
-        if (hdr.proc == VML_EXT_PROC_STATUS) {
+        if (hdr.proc == VML_EXT_PROC_STATUS && hdr.vers == VML_EXT_PROTOCOL_VERSION_2 &&
+            mode == SERVE_STATUS_V1) {
+            send_error(fd, &hdr, VIR_ERR_RPC, "Cannot find program 1447906379 version 2");
+        } else if (hdr.proc == VML_EXT_PROC_STATUS && hdr.vers == VML_EXT_PROTOCOL_VERSION_2) {
+            vml_ext_status2_ret st;
+
+            if (total != VML_WIRE_MIN_MESSAGE)
+                _exit(13);
+            memset(&st, 0, sizeof(st));
+            st.daemon_version = (char *)"0.2.0-test";
+            st.pid = 4321;
+            st.uptime_usec = 3000001;
+            st.lockspaces = 2;
+            st.leases = 5;
+            st.owners = 3;
+            st.clients = 4;
+            st.acquires = 9;
+            st.conflicts = 7;
+            st.owner_kills = 1;
+            st.lost_leases = 2;
+            st.check_rounds = 11;
+            st.check_interval_ms = 10000;
+            st.keeper_pid = 4322;
+            st.reexecs = 1;
+            st.adopted = 5;
+            st.epoch = 0xe9;
+            send_reply(fd, &hdr, (xdrproc_t)xdr_vml_ext_status2_ret, &st);
+        } else if (hdr.proc == VML_EXT_PROC_STATUS) {
             vml_ext_status_ret st;
 
             if (total != VML_WIRE_MIN_MESSAGE)
@@ -319,11 +348,25 @@ static void test_status(void)
 
     VML_CHECK(run(&r, true, SERVE_STATUS, "--socket", sock_path, "status", NULL) == 0 &&
               r.status == 0, "status");
-    check_out(r.out, "version: 0.1.0-test\npid: 4321\nuptime: 3.000001s\nlockspaces: 2\n"
-              "leases: 5\nowners: 3\nclients: 4\nacquires: 18446744073709551615\n"
-              "conflicts: 7\nowner kills: 1\n", "  ... every field");
+    check_out(r.out, "version: 0.2.0-test\npid: 4321\nuptime: 3.000001s\nlockspaces: 2\n"
+              "leases: 5\nowners: 3\nclients: 4\nacquires: 9\nconflicts: 7\nowner kills: 1\n"
+              "lost leases: 2\nlease checks: every 10000 ms, 11 round(s) done\n"
+              "keeper: pid 4322\nre-execs: 1\nadopted at start: 5\nepoch: 233\n",
+              "  ... every field of STATUS version 2");
     VML_CHECK(run(&r, true, SERVE_STATUS, "--json", "--socket", sock_path, "status", NULL) == 0 &&
               r.status == 0, "status --json");
+    check_out(r.out, "{\"daemon_version\": \"0.2.0-test\", \"pid\": 4321, \"uptime_usec\": "
+              "3000001, \"lockspaces\": 2, \"leases\": 5, \"owners\": 3, \"clients\": 4, "
+              "\"acquires\": 9, \"conflicts\": 7, \"owner_kills\": 1, \"lost_leases\": 2, "
+              "\"check_rounds\": 11, \"check_interval_ms\": 10000, \"keeper_pid\": 4322, "
+              "\"reexecs\": 1, \"adopted\": 5, \"epoch\": 233}\n", "  ... one JSON object");
+    VML_CHECK(run(&r, true, SERVE_STATUS_V1, "--socket", sock_path, "status", NULL) == 0 &&
+              r.status == 0, "status from a daemon without STATUS version 2");
+    check_out(r.out, "version: 0.1.0-test\npid: 4321\nuptime: 3.000001s\nlockspaces: 2\n"
+              "leases: 5\nowners: 3\nclients: 4\nacquires: 18446744073709551615\n"
+              "conflicts: 7\nowner kills: 1\n", "  ... the version 1 fields");
+    VML_CHECK(run(&r, true, SERVE_STATUS_V1, "--json", "--socket", sock_path, "status", NULL) == 0 &&
+              r.status == 0, "status --json from a daemon without STATUS version 2");
     check_out(r.out, "{\"daemon_version\": \"0.1.0-test\", \"pid\": 4321, \"uptime_usec\": "
               "3000001, \"lockspaces\": 2, \"leases\": 5, \"owners\": 3, \"clients\": 4, "
               "\"acquires\": 18446744073709551615, \"conflicts\": 7, \"owner_kills\": 1}\n",
