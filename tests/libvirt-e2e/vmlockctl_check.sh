@@ -369,6 +369,13 @@ printf '<domain><name>broken</name>\n<devices>\n' >"$VML_TMP/broken.xml"
 check --config "$INDIRECT_CONF" check "$VML_TMP/broken.xml"
 expect_rc 1 "check: malformed XML exits 1"
 expect_text err "error: $VML_TMP/broken.xml:3: malformed XML" "check: malformed XML names FILE:LINE"
+# A byte sequence the declared encoding cannot convert: one clear error, no libxml2 noise.
+printf '<?xml version="1.0" encoding="ISO-2022-JP"?>\n<domain><name>x\033$B\000\000</name></domain>' \
+    >"$VML_TMP/encoding.xml"
+check --config "$INDIRECT_CONF" check "$VML_TMP/encoding.xml"
+expect_rc 1 "check: an undecodable byte sequence exits 1"
+tap_check "check: ... with exactly one line on stderr, the error naming FILE:LINE" \
+    test "$(printf '%s\n' "$VML_ERR" | wc -l)" = 1 -a "${VML_ERR#error: "$VML_TMP/encoding.xml":2: malformed XML}" != "$VML_ERR"
 printf '<network><name>default</name></network>\n' >"$VML_TMP/network.xml"
 check --config "$INDIRECT_CONF" check "$VML_TMP/network.xml"
 expect_rc 1 "check: XML that is not a domain exits 1"
