@@ -482,7 +482,7 @@ static int handle_status(dmn_context *ctx, dmn_session *session, void *argp, voi
     ret->uptime_usec = monotonic_usec() - ctx->start_usec;
     ret->lockspaces = (u_int)ctx->lockspaces->nlockspaces;
     ret->leases = (u_int)ctx->lockspaces->nleases;
-    ret->owners = (u_int)ctx->owners->count;
+    ret->owners = (u_int)dmn_owners_active(ctx->owners);
     ret->clients = ctx->nclients;
     ret->acquires = ctx->lockspaces->acquires;
     ret->conflicts = ctx->lockspaces->conflicts;
@@ -504,7 +504,7 @@ static int handle_status2(dmn_context *ctx, dmn_session *session, void *argp, vo
     ret->uptime_usec = monotonic_usec() - ctx->start_usec;
     ret->lockspaces = (u_int)ctx->lockspaces->nlockspaces;
     ret->leases = (u_int)ctx->lockspaces->nleases;
-    ret->owners = (u_int)ctx->owners->count;
+    ret->owners = (u_int)dmn_owners_active(ctx->owners);
     ret->clients = ctx->nclients;
     ret->acquires = ctx->lockspaces->acquires;
     ret->conflicts = ctx->lockspaces->conflicts;

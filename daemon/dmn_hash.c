@@ -1,4 +1,4 @@
-/* dmn_hash.c: a small chained hash table with byte-string keys (FNV-1a, power-of-two buckets). */
+/* dmn_hash.c: a small chained hash table with byte-string keys (word-at-a-time hash, power-of-two buckets). */
 #include "dmn_hash.h"
 
 #include <errno.h>
@@ -23,15 +23,31 @@ struct dmn_hash {
     size_t count;
 };
 
+/*
+ * Eight bytes at a time, then a final avalanche (the bucket is taken from the low bits).
+ * Keys are paths and lease names on every acquisition: FNV-1a's byte-at-a-time loop was a
+ * measurable part of a 256-disk request.
+ */
 static uint64_t hash_bytes(const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)len * 0xFF51AFD7ED558CCDULL);
+    uint64_t w;
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
     }
+    if (len > 0) {
+        w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
     return h;
 }
 

@@ -14,27 +14,48 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/kcmp.h>
 #include <rpc/rpc.h>
 
 #include "vml_handover.h"
 #include "vml_log.h"
 #include "dmn_hash.h"
 
+/* statfs f_type of pidfs (linux/magic.h PID_FS_MAGIC, not in every header set). */
+#define KEEPD_PIDFS_MAGIC 0x50494446
+
 /* A fresh keeper that no daemon reached this long after start gives up (its spawner died). */
 #define FIRST_CONTACT_MS 30000
 
-/* One kept lease.  Invariant: fd >= 0; pidfds[0..npidfds) are open. */
+/*
+ * One holder process, whose pidfd is kept once however many items it holds: the daemon
+ * sends its owner's pidfd with every lease, and a pidfd per item would double the
+ * descriptors the keeper needs (one per lease is all RLIMIT_NOFILE leaves room for: the
+ * daemon itself needs one per lease).  Invariant: pidfd is open; refs items point at it.
+ */
+typedef struct proc {
+    uint64_t key;                   /* key in keeper.by_proc when hashed (see proc_key) */
+    int pidfd;
+    size_t refs;
+    bool hashed;
+    bool exited;                    /* seen readable: no longer polled */
+    struct proc *prev, *next;
+} proc;
+
+/* One kept lease.  Invariant: fd >= 0; procs[0..nprocs) are referenced (one ref each). */
 typedef struct item {
     uint64_t id;                    /* key in keeper.by_id */
     unsigned char *meta;            /* the daemon's snapshot, never decoded here */
     size_t meta_len;
     int fd;
-    int *pidfds;
-    size_t npidfds;
+    proc **procs;
+    size_t nprocs;
     unsigned int holders;           /* the lease's holder count */
     struct item *prev, *next;
 } item;
@@ -50,22 +71,157 @@ typedef struct keeper {
     unsigned int daemon_pid;
     bool contacted;                 /* some daemon has connected since start */
     bool bye;
+    bool pidfs;                     /* pidfds have one inode number per process (Linux 6.9+) */
+    pid_t self;                     /* getpid(), for kcmp */
     dmn_hash *by_id;
     item *head;
     size_t nitems;
+    dmn_hash *by_proc;              /* proc key -> the live proc with that key */
+    proc *procs;
+    size_t nprocs;
+    proc *last_proc;                /* the last one referenced, NULL */
     unsigned char *buf;             /* one message */
     struct pollfd *pfds;
     size_t apfds;
 } keeper;
 
-static void item_close(item *it)
+/* ---- holder processes ---- */
+
+/* The pid a pidfd refers to from /proc/self/fdinfo, 0 when it exited or is unknown. */
+static unsigned int pidfd_pid(int pidfd)
+{
+    char path[64], buf[512];
+    const char *line;
+    ssize_t n;
+    int fd;
+    long pid;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    line = strstr(buf, "\nPid:");
+    if (line == NULL)
+        return 0;
+    pid = strtol(line + 5, NULL, 10);
+    return pid > 0 ? (unsigned int)pid : 0;
+}
+
+/*
+ * Which process pidfd names, as a hash key: its pidfs inode number (never reused), or
+ * without pidfs its pid, which names one process only while that process has not been
+ * reaped (proc_ref checks the kept one still does).  false: not identifiable (exited).
+ */
+static bool proc_key(const keeper *k, int pidfd, uint64_t *key)
+{
+    struct stat st;
+    unsigned int pid;
+
+    if (k->pidfs) {
+        if (fstat(pidfd, &st) < 0)
+            return false;
+        *key = (uint64_t)st.st_ino;
+        return true;
+    }
+    pid = pidfd_pid(pidfd);
+    *key = pid;
+    return pid != 0;
+}
+
+static void proc_unhash(keeper *k, proc *p)
+{
+    if (p->hashed)
+        dmn_hash_remove(k->by_proc, &p->key, sizeof(p->key));
+    p->hashed = false;
+}
+
+static void proc_unref(keeper *k, proc *p)
+{
+    if (p == NULL || --p->refs > 0)
+        return;
+    if (k->last_proc == p)
+        k->last_proc = NULL;
+    proc_unhash(k, p);
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        k->procs = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    k->nprocs--;
+    close(p->pidfd);
+    free(p);
+}
+
+/* Whether two descriptors of this process are the same open file (kcmp; false when it
+ * cannot tell). */
+static bool same_file(const keeper *k, int a, int b)
+{
+    return syscall(SYS_kcmp, k->self, k->self, KCMP_FILE, a, b) == 0;
+}
+
+/* A reference to the process pidfd names, taking pidfd (closed when it is already kept). */
+static proc *proc_ref(keeper *k, int pidfd)
+{
+    uint64_t key = 0;
+    bool known;
+    proc *p;
+
+    /*
+     * The daemon sends its one pidfd of an owner with each of that owner's leases, so a
+     * received pidfd is usually the very file of the last one kept: one kcmp() tells, where
+     * identifying it without pidfs costs reading /proc/self/fdinfo twice.
+     */
+    if (!k->pidfs && k->last_proc != NULL && same_file(k, pidfd, k->last_proc->pidfd)) {
+        close(pidfd);
+        k->last_proc->refs++;
+        return k->last_proc;
+    }
+    known = proc_key(k, pidfd, &key);
+    p = known ? dmn_hash_get(k->by_proc, &key, sizeof(key)) : NULL;
+
+    /* Without pidfs a pid names the kept process only while that one was not reaped. */
+    if (p != NULL && !k->pidfs && pidfd_pid(p->pidfd) != key) {
+        proc_unhash(k, p);
+        p = NULL;
+    }
+    if (p != NULL) {
+        close(pidfd);
+        p->refs++;
+        k->last_proc = p;
+        return p;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        close(pidfd);
+        return NULL;
+    }
+    p->key = key;
+    p->pidfd = pidfd;
+    p->refs = 1;
+    p->hashed = known && dmn_hash_put(k->by_proc, &p->key, sizeof(p->key), p) == 0;
+    p->next = k->procs;
+    if (k->procs != NULL)
+        k->procs->prev = p;
+    k->procs = p;
+    k->nprocs++;
+    k->last_proc = p;
+    return p;
+}
+
+static void item_close(keeper *k, item *it)
 {
     if (it == NULL)
         return;
     close(it->fd);
-    for (size_t i = 0; i < it->npidfds; i++)
-        close(it->pidfds[i]);
-    free(it->pidfds);
+    for (size_t i = 0; i < it->nprocs; i++)
+        proc_unref(k, it->procs[i]);
+    free(it->procs);
     free(it->meta);
     free(it);
 }
@@ -80,7 +236,7 @@ static void item_remove(keeper *k, item *it)
     if (it->next != NULL)
         it->next->prev = it->prev;
     k->nitems--;
-    item_close(it);
+    item_close(k, it);
 }
 
 static void close_fds(int *fds, size_t n)
@@ -163,7 +319,7 @@ static int send_state(keeper *k)
     item *it = k->head;
 
     for (;;) {
-        size_t need_fds = it != NULL ? 1 + it->npidfds : 0;
+        size_t need_fds = it != NULL ? 1 + it->nprocs : 0;
         size_t need_bytes = it != NULL ? 32 + it->meta_len : 0;
 
         if (it == NULL || nbatch == VML_KEEPER_ITEMS_MAX ||
@@ -187,8 +343,8 @@ static int send_state(keeper *k)
         batch[nbatch].meta.meta_val = (char *)it->meta;
         nbatch++;
         fds[nfds++] = it->fd;
-        for (size_t i = 0; i < it->npidfds; i++)
-            fds[nfds++] = it->pidfds[i];
+        for (size_t i = 0; i < it->nprocs; i++)
+            fds[nfds++] = it->procs[i]->pidfd;
         bytes += need_bytes;
         it = it->next;
     }
@@ -207,7 +363,7 @@ static int store_item(keeper *k, const vml_keeper_item *src, int *fds, size_t nf
     item *it = dmn_hash_get(k->by_id, &src->id, sizeof(src->id));
     size_t npid = with_lease ? nfds - 1 : nfds;
     unsigned char *meta = NULL;
-    int *pidfds = NULL;
+    proc **procs = NULL;
 
     if (!with_lease && it == NULL) {
         VML_WARN("UPDATE of lease id %llu that is not kept: ignored",
@@ -216,20 +372,35 @@ static int store_item(keeper *k, const vml_keeper_item *src, int *fds, size_t nf
         return 0;
     }
     if ((src->meta.meta_len > 0 && (meta = malloc(src->meta.meta_len)) == NULL) ||
-        (npid > 0 && (pidfds = calloc(npid, sizeof(int))) == NULL)) {
+        (npid > 0 && (procs = calloc(npid, sizeof(procs[0]))) == NULL)) {
         free(meta);
         close_fds(fds, nfds);
         return -1;
     }
     if (src->meta.meta_len > 0)
         memcpy(meta, src->meta.meta_val, src->meta.meta_len);
-    if (npid > 0)
-        memcpy(pidfds, fds + (with_lease ? 1 : 0), npid * sizeof(int));
+    /* The new references are taken before the old ones go: a holder kept on stays open. */
+    for (size_t i = 0; i < npid; i++) {
+        int *pidfd = &fds[(with_lease ? 1 : 0) + i];
+
+        procs[i] = proc_ref(k, *pidfd);
+        *pidfd = -1;
+        if (procs[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                proc_unref(k, procs[j]);
+            free(procs);
+            free(meta);
+            close_fds(fds, nfds);
+            return -1;
+        }
+    }
     if (it == NULL) {
         it = calloc(1, sizeof(*it));
         if (it == NULL) {
+            for (size_t i = 0; i < npid; i++)
+                proc_unref(k, procs[i]);
+            free(procs);
             free(meta);
-            free(pidfds);
             close_fds(fds, nfds);
             return -1;
         }
@@ -237,9 +408,9 @@ static int store_item(keeper *k, const vml_keeper_item *src, int *fds, size_t nf
         it->fd = fds[0];
         if (dmn_hash_put(k->by_id, &it->id, sizeof(it->id), it) < 0) {
             it->meta = meta;
-            it->pidfds = pidfds;
-            it->npidfds = npid;
-            item_close(it);
+            it->procs = procs;
+            it->nprocs = npid;
+            item_close(k, it);
             return -1;
         }
         it->next = k->head;
@@ -251,11 +422,12 @@ static int store_item(keeper *k, const vml_keeper_item *src, int *fds, size_t nf
         close(it->fd);
         it->fd = fds[0];
     }
-    close_fds(it->pidfds, it->npidfds);
-    free(it->pidfds);
+    for (size_t i = 0; i < it->nprocs; i++)
+        proc_unref(k, it->procs[i]);
+    free(it->procs);
     free(it->meta);
-    it->pidfds = pidfds;
-    it->npidfds = npid;
+    it->procs = procs;
+    it->nprocs = npid;
     it->meta = meta;
     it->meta_len = src->meta.meta_len;
     it->holders = src->holders;
@@ -373,9 +545,17 @@ static void read_daemon(keeper *k)
         drop_connection(k, n < 0 && errno != ECONNRESET ? strerror(errno) : NULL);
         return;
     }
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    if (mh.msg_flags & MSG_TRUNC) {
         close_fds(fds, nfds);
         drop_connection(k, "a message longer than the protocol allows");
+        return;
+    }
+    /* The kernel sets MSG_CTRUNC also when it could not install every descriptor here
+     * (RLIMIT_NOFILE): not the daemon's fault, but the message cannot be applied either. */
+    if (mh.msg_flags & MSG_CTRUNC) {
+        close_fds(fds, nfds);
+        drop_connection(k, "descriptors that did not all arrive (the keeper's descriptor "
+                           "limit reached?)");
         return;
     }
     memset(&msg, 0, sizeof(msg));
@@ -434,26 +614,47 @@ static void accept_daemon(keeper *k)
     k->contacted = true;
 }
 
-/* No daemon: close every item whose holders all exited (we have a pidfd for each). */
+/*
+ * No daemon: close every item whose holders all exited (we have a pidfd for each).  A
+ * holder seen exited is no longer polled (its pidfd stays readable: polling it again would
+ * spin while an item still has a live holder).
+ */
 static void drop_dead_items(keeper *k)
 {
     item *next;
 
+    for (proc *p = k->procs; p != NULL; p = p->next) {
+        struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+
+        if (!p->exited && poll(&pfd, 1, 0) > 0)
+            p->exited = true;
+    }
     for (item *it = k->head; it != NULL; it = next) {
-        bool all_gone = it->npidfds > 0 && it->npidfds == it->holders;
+        bool all_gone = it->nprocs > 0 && it->nprocs == it->holders;
 
         next = it->next;
-        for (size_t i = 0; all_gone && i < it->npidfds; i++) {
-            struct pollfd pfd = { .fd = it->pidfds[i], .events = POLLIN };
-
-            all_gone = poll(&pfd, 1, 0) > 0;
-        }
+        for (size_t i = 0; all_gone && i < it->nprocs; i++)
+            all_gone = it->procs[i]->exited;
         if (all_gone) {
             VML_WARN("lease id %llu: every holder exited while no daemon was connected; "
                      "releasing it", (unsigned long long)it->id);
             item_remove(k, it);
         }
     }
+}
+
+/* Whether this kernel's pidfds live on pidfs (one inode number per process). */
+static bool on_pidfs(void)
+{
+    struct statfs sf;
+    int self = pidfd_open(getpid(), 0);
+    bool yes;
+
+    if (self < 0)
+        return false;
+    yes = fstatfs(self, &sf) == 0 && (uint64_t)sf.f_type == KEEPD_PIDFS_MAGIC;
+    close(self);
+    return yes;
 }
 
 static int64_t now_ms(void)
@@ -471,6 +672,7 @@ static void keeper_cleanup(keeper *k)
     drop_connection(k, NULL);
     while (k->head != NULL)
         item_remove(k, k->head);
+    dmn_hash_free(k->by_proc);
     /* Unlink only the socket we bound: a successor may have replaced it. */
     if (lstat(k->sock_path, &st) == 0 && st.st_dev == k->sock_dev && st.st_ino == k->sock_ino)
         unlink(k->sock_path);
@@ -504,14 +706,17 @@ int dmn_keepd_run(int listen_fd, const char *sock_path, const char *log_outputs)
         k.sock_ino = st.st_ino;
     }
     k.by_id = dmn_hash_new();
+    k.by_proc = dmn_hash_new();
     k.buf = malloc(VML_KEEPER_MESSAGE_MAX);
-    if (k.by_id == NULL || k.buf == NULL) {
+    k.pidfs = on_pidfs();
+    k.self = getpid();
+    if (k.by_id == NULL || k.by_proc == NULL || k.buf == NULL) {
         VML_ERROR("out of memory at start");
         goto out;
     }
     VML_INFO("keeper pid %ld serving %s", (long)getpid(), sock_path);
     while (!k.bye) {
-        size_t n = 0, need = 2 + (k.conn < 0 ? k.nitems * (1 + VML_KEEPER_PIDFDS_MAX) : 0);
+        size_t n = 0, need = 2 + (k.conn < 0 ? k.nprocs : 0);
         int timeout = -1;
         int rc;
 
@@ -534,9 +739,9 @@ int dmn_keepd_run(int listen_fd, const char *sock_path, const char *log_outputs)
         if (k.conn >= 0) {
             k.pfds[n++] = (struct pollfd){ .fd = k.conn, .events = POLLIN };
         } else {
-            for (item *it = k.head; it != NULL; it = it->next) {
-                for (size_t i = 0; i < it->npidfds; i++)
-                    k.pfds[n++] = (struct pollfd){ .fd = it->pidfds[i], .events = POLLIN };
+            for (proc *p = k.procs; p != NULL; p = p->next) {
+                if (!p->exited)
+                    k.pfds[n++] = (struct pollfd){ .fd = p->pidfd, .events = POLLIN };
             }
         }
         if (!k.contacted)

@@ -28,6 +28,8 @@
 #define KEEPER_RETRY_MS 5000
 /* Strings of a snapshot are cut to this in the keeper's copy: it only has to rebuild. */
 #define KEEPER_TEXT_MAX 1024
+/* DROPs of released leases wait this long at most, or until a message of them is full. */
+#define KEEPER_DROP_DELAY_MS 100
 
 struct dmn_keeper {
     pid_t self;                 /* this daemon's pid, sent in every message */
@@ -37,6 +39,11 @@ struct dmn_keeper {
     unsigned int pid;
     int64_t retry_at_ms;
     unsigned char *buf;
+    unsigned char *metas;       /* snapshots of one message being built (send_leases) */
+    dmn_journal journal;        /* the last one taken: its lists' room is reused */
+    uint64_t *drops;            /* ids of released leases not yet DROPped */
+    size_t ndrops, adrops;
+    int64_t drops_due_ms;       /* when the first of them must go */
 };
 
 static int64_t monotonic_ms(void)
@@ -224,7 +231,8 @@ static int keeper_new(const char *sock_path, const char *log_outputs, dmn_keeper
 
     if (k == NULL || (k->sock_path = strdup(sock_path)) == NULL ||
         (k->log_outputs = without_stderr(log_outputs)) == NULL ||
-        (k->buf = malloc(VML_KEEPER_MESSAGE_MAX)) == NULL) {
+        (k->buf = malloc(VML_KEEPER_MESSAGE_MAX)) == NULL ||
+        (k->metas = malloc(VML_KEEPER_MESSAGE_MAX + VML_KEEPER_META_MAX)) == NULL) {
         dmn_keeper_free(k);
         vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot set up the keeper");
         return -1;
@@ -281,6 +289,9 @@ void dmn_keeper_free(dmn_keeper *k)
         return;
     if (k->fd >= 0)
         close(k->fd);
+    dmn_journal_free(&k->journal);
+    free(k->drops);
+    free(k->metas);
     free(k->buf);
     free(k->log_outputs);
     free(k->sock_path);
@@ -367,39 +378,64 @@ static void cut(char *text)
 }
 
 /*
- * One item for lease: its snapshot encoded into a new buffer (*meta, caller frees), and
- * its descriptors appended to fds: the lease fd (ADD) then one pidfd per holder, or none
- * when some holder has no pidfd (then the keeper never releases it on its own).
+ * The lease's snapshot pointing at its own strings (holders into hold[]): no copy, for the
+ * common case; false when a string must be cut to KEEPER_TEXT_MAX (then it is copied).
+ */
+static bool snapshot_borrowed(const dmn_lease *lease, size_t nholders, vml_snap_lease *snap,
+                              vml_snap_holder *hold)
+{
+    if (strlen(lease->disk) > KEEPER_TEXT_MAX)
+        return false;
+    for (size_t i = 0; i < nholders; i++) {
+        const dmn_owner *o = lease->holders[i]->owner;
+
+        if (o->identity.name == NULL || strlen(o->identity.name) > KEEPER_TEXT_MAX ||
+            (o->uri != NULL && strlen(o->uri) > KEEPER_TEXT_MAX))
+            return false;
+    }
+    dmn_lease_snapshot_view(lease, nholders, snap, hold);
+    return true;
+}
+
+/*
+ * One item for lease: its snapshot encoded into meta (VML_KEEPER_META_MAX bytes, the
+ * caller's), and its descriptors appended to fds: the lease fd (ADD) then one pidfd per
+ * holder, or none when some holder has no pidfd (then the keeper never releases it on its
+ * own).
  */
 static int build_item(const dmn_lease *lease, bool with_lease, vml_keeper_item *it,
-                      unsigned char **meta, int *fds, size_t *nfds)
+                      unsigned char *meta, int *fds, size_t *nfds)
 {
+    vml_snap_holder hold[VML_KEEPER_PIDFDS_MAX];
     vml_snap_lease snap;
     size_t nholders = lease->nholders < VML_KEEPER_PIDFDS_MAX ? lease->nholders
                                                               : VML_KEEPER_PIDFDS_MAX;
     bool all_pidfds = lease->nholders <= VML_KEEPER_PIDFDS_MAX;
+    bool copied = false;
     XDR xdrs;
-    int ret = -1;
+    bool ok;
 
-    *meta = NULL;
-    if (dmn_lease_snapshot(lease, nholders, &snap, NULL) < 0)
-        goto out;
-    for (u_int i = 0; i < snap.holders.holders_len; i++) {
-        cut(snap.holders.holders_val[i].identity.name);
-        cut(snap.holders.holders_val[i].uri);
+    if (!snapshot_borrowed(lease, nholders, &snap, hold)) {
+        copied = true;
+        if (dmn_lease_snapshot(lease, nholders, &snap, NULL) < 0) {
+            xdr_free((xdrproc_t)xdr_vml_snap_lease, (char *)&snap);
+            return -1;
+        }
+        for (u_int i = 0; i < snap.holders.holders_len; i++) {
+            cut(snap.holders.holders_val[i].identity.name);
+            cut(snap.holders.holders_val[i].uri);
+        }
+        cut(snap.disk);
     }
-    cut(snap.disk);
-    *meta = malloc(VML_KEEPER_META_MAX);
-    if (*meta == NULL)
-        goto out;
-    xdrmem_create(&xdrs, (char *)*meta, VML_KEEPER_META_MAX, XDR_ENCODE);
-    if (!xdr_vml_snap_lease(&xdrs, &snap)) {
-        xdr_destroy(&xdrs);
-        goto out;
-    }
+    xdrmem_create(&xdrs, (char *)meta, VML_KEEPER_META_MAX, XDR_ENCODE);
+    ok = xdr_vml_snap_lease(&xdrs, &snap);
     it->meta.meta_len = xdr_getpos(&xdrs);
-    it->meta.meta_val = (char *)*meta;
+    it->meta.meta_val = (char *)meta;
     xdr_destroy(&xdrs);
+    if (copied)
+        xdr_free((xdrproc_t)xdr_vml_snap_lease, (char *)&snap);
+    if (!ok)
+        return -1;
     it->id = lease->id;
     it->holders = (u_int)lease->nholders;
     it->nfds = 0;
@@ -413,34 +449,29 @@ static int build_item(const dmn_lease *lease, bool with_lease, vml_keeper_item *
         fds[(*nfds)++] = lease->holders[i]->owner->pidfd;
         it->nfds++;
     }
-    ret = 0;
- out:
-    xdr_free((xdrproc_t)xdr_vml_snap_lease, (char *)&snap);
-    if (ret < 0) {
-        free(*meta);
-        *meta = NULL;
-    }
-    return ret;
+    return 0;
 }
 
-/* Send leases[0..n) as ADD (with_lease) or UPDATE, packed within the protocol's bounds. */
+/*
+ * Send leases[0..n) as ADD (with_lease) or UPDATE, packed within the protocol's bounds.
+ * The snapshots are encoded one after the other into k->metas, which holds a full
+ * message's worth plus one item: no allocation per lease.
+ */
 static int send_leases(dmn_keeper *k, vml_keeper_op op, dmn_lease *const *leases, size_t n)
 {
     vml_keeper_item items[VML_KEEPER_ITEMS_MAX];
-    unsigned char *metas[VML_KEEPER_ITEMS_MAX];
     int fds[VML_KEEPER_FDS_MAX];
-    size_t nitems = 0, nfds = 0, bytes = 64;
+    size_t nitems = 0, nfds = 0, bytes = 64, used = 0;
     int rc = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
         vml_keeper_item item;
-        unsigned char *meta = NULL;
         int item_fds[1 + VML_KEEPER_PIDFDS_MAX];
         size_t nitem_fds = 0;
         size_t item_bytes;
 
         memset(&item, 0, sizeof(item));
-        if (build_item(leases[i], op == VML_KEEPER_ADD, &item, &meta, item_fds,
+        if (build_item(leases[i], op == VML_KEEPER_ADD, &item, k->metas + used, item_fds,
                        &nitem_fds) < 0) {
             VML_ERROR("cannot describe lease %s to the keeper: it would not survive a crash",
                       leases[i]->path);
@@ -451,41 +482,90 @@ static int send_leases(dmn_keeper *k, vml_keeper_op op, dmn_lease *const *leases
                            nfds + nitem_fds > VML_KEEPER_FDS_MAX ||
                            bytes + item_bytes > VML_KEEPER_MESSAGE_MAX)) {
             rc = send_msg(k, op, items, nitems, fds, nfds);
-            for (size_t j = 0; j < nitems; j++)
-                free(metas[j]);
+            /* The new item's snapshot moves to the front for the next message. */
+            memmove(k->metas, item.meta.meta_val, item.meta.meta_len);
+            item.meta.meta_val = (char *)k->metas;
+            used = 0;
             nitems = nfds = 0;
             bytes = 64;
         }
         items[nitems] = item;
-        metas[nitems] = meta;
         memcpy(fds + nfds, item_fds, nitem_fds * sizeof(int));
         nfds += nitem_fds;
         bytes += item_bytes;
+        used += item.meta.meta_len;
         nitems++;
     }
     if (rc == 0 && nitems > 0)
         rc = send_msg(k, op, items, nitems, fds, nfds);
-    for (size_t j = 0; j < nitems; j++)
-        free(metas[j]);
     return rc;
 }
 
-/* Send the journal's lists; -1 (errno) when the keeper cannot be reached. */
-static int send_journal(dmn_keeper *k, const dmn_journal *j)
+/* DROP ids[0..n), as few messages as the bounds allow; -1 (errno) on failure. */
+static int send_drops(dmn_keeper *k, const uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i += VML_KEEPER_ITEMS_MAX) {
+        vml_keeper_item items[VML_KEEPER_ITEMS_MAX];
+        size_t m = n - i < VML_KEEPER_ITEMS_MAX ? n - i : VML_KEEPER_ITEMS_MAX;
+
+        memset(items, 0, sizeof(items[0]) * m);
+        for (size_t j = 0; j < m; j++)
+            items[j].id = ids[i + j];
+        if (send_msg(k, VML_KEEPER_DROP, items, m, NULL, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Queue the journal's DROPs behind those waiting; false when there is no room (then they
+ * must go now).
+ */
+static bool queue_drops(dmn_keeper *k, const dmn_journal *j)
+{
+    if (j->ndropped == 0)
+        return true;
+    if (k->ndrops + j->ndropped > k->adrops) {
+        size_t n = k->adrops == 0 ? VML_KEEPER_ITEMS_MAX : k->adrops;
+        uint64_t *grown;
+
+        while (n < k->ndrops + j->ndropped)
+            n *= 2;
+        grown = realloc(k->drops, n * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        k->drops = grown;
+        k->adrops = n;
+    }
+    if (k->ndrops == 0)
+        k->drops_due_ms = monotonic_ms() + KEEPER_DROP_DELAY_MS;
+    memcpy(k->drops + k->ndrops, j->dropped, j->ndropped * sizeof(j->dropped[0]));
+    k->ndrops += j->ndropped;
+    return true;
+}
+
+/*
+ * Send the journal: its ADDs and UPDATEs now; its DROPs queued, and what is queued sent
+ * when drops_now, when a message of them is full, or when the oldest waited
+ * KEEPER_DROP_DELAY_MS.  -1 (errno) when the keeper cannot be reached.
+ */
+static int send_journal(dmn_keeper *k, const dmn_journal *j, bool drops_now)
 {
     if (j->nadded > 0 && send_leases(k, VML_KEEPER_ADD, j->added, j->nadded) < 0)
         return -1;
     if (j->nupdated > 0 && send_leases(k, VML_KEEPER_UPDATE, j->updated, j->nupdated) < 0)
         return -1;
-    for (size_t i = 0; i < j->ndropped; i += VML_KEEPER_ITEMS_MAX) {
-        vml_keeper_item items[VML_KEEPER_ITEMS_MAX];
-        size_t n = j->ndropped - i < VML_KEEPER_ITEMS_MAX ? j->ndropped - i : VML_KEEPER_ITEMS_MAX;
-
-        memset(items, 0, sizeof(items[0]) * n);
-        for (size_t m = 0; m < n; m++)
-            items[m].id = j->dropped[i + m];
-        if (send_msg(k, VML_KEEPER_DROP, items, n, NULL, 0) < 0)
+    if (!queue_drops(k, j)) {
+        if (send_drops(k, k->drops, k->ndrops) < 0 || send_drops(k, j->dropped, j->ndropped) < 0)
             return -1;
+        k->ndrops = 0;
+        return 0;
+    }
+    if (k->ndrops > 0 && (drops_now || j->drops_urgent || k->ndrops >= VML_KEEPER_ITEMS_MAX ||
+                          monotonic_ms() >= k->drops_due_ms)) {
+        if (send_drops(k, k->drops, k->ndrops) < 0)
+            return -1;
+        k->ndrops = 0;
     }
     return 0;
 }
@@ -531,9 +611,11 @@ static int recv_msg(dmn_keeper *k, vml_keeper_msg *msg, int *fds, size_t *nfds, 
         }
     }
     if (n <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        /* MSG_CTRUNC also means descriptors that could not be installed here (RLIMIT_NOFILE). */
         vml_error_set(err, VIR_FROM_RPC, VIR_ERR_RPC, "the keeper at %s %s", k->sock_path,
                       n == 0 ? "closed the connection" : n < 0 ? strerror(errno)
-                                                           : "sent an oversized message");
+                      : (mh.msg_flags & MSG_TRUNC) ? "sent an oversized message"
+                      : "sent descriptors that did not all arrive (descriptor limit reached?)");
         goto fail;
     }
     memset(msg, 0, sizeof(*msg));
@@ -645,6 +727,13 @@ static void adopt_item(adoption *a, const vml_keeper_item *item, int *fds, size_
             VML_WARN("%s", err.message);
     }
     verify = dmn_lease_verify_lock(fds[0], (snap.flags & VML_LS_ACQUIRE_SHARED) != 0);
+    if (verify == 2) {
+        /* Unlocked on a filesystem that shows every lock: the previous daemon released it
+         * (explicitly, before its reply) and died before its batched DROP went out. */
+        VML_INFO("the keeper's copy of %s was released before the daemon stopped: dropped",
+                 snap.path);
+        goto drop;
+    }
     if (dmn_lease_restore(a->reg, &snap, fds[0], holders, since, nholders, true, &lease,
                           &err) < 0) {
         fds[0] = -1;
@@ -718,8 +807,8 @@ int dmn_keeper_sync(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, bool
     size_t nfds;
     int ret = -1;
 
-    /* Start from nothing queued: whatever the keeper does not confirm is sent again below
-     * (what was queued for dropping is unlocked now; the keeper is told to drop it below). */
+    /* Start from nothing queued: whatever the keeper does not confirm is sent again below,
+     * and what it has that reg does not (released leases among them) is dropped below. */
     dmn_lockspaces_set_journaling(reg, false);
     if (send_msg(k, VML_KEEPER_HELLO, NULL, 0, NULL, 0) < 0) {
         vml_error_set_errno(err, VIR_FROM_RPC, errno, "cannot talk to the keeper at %s",
@@ -782,6 +871,8 @@ static void recover(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, cons
         close(k->fd);
         k->fd = -1;
     }
+    /* The resync below drops whatever the keeper has that the daemon does not. */
+    k->ndrops = 0;
     if (monotonic_ms() < k->retry_at_ms)
         return;
     k->fd = reach_keeper(k, &err);
@@ -800,31 +891,56 @@ static void recover(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, cons
     dmn_lockspaces_set_journaling(reg, false);
 }
 
-void dmn_keeper_flush(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners)
+/*
+ * The ordering that makes "a daemon that dies at any instant loses no granted lock" true
+ * (ARCHITECTURE daemon invariant 12): a request's new leases (ADD) and new holders (UPDATE)
+ * reach the keeper before its reply is queued.  Released leases need no such care: the
+ * daemon unlocks them explicitly before it replies, which frees the lock the keeper's
+ * duplicate shares, so their DROPs are batched (one message per KEEPER_DROP_DELAY_MS or
+ * per full message instead of one per release).  A daemon that dies meanwhile leaves the
+ * keeper items whose locks are free: adoption finds them unlocked and drops them.  That
+ * takes a filesystem whose locks /proc lists; a lease on any other (FUSE, NFS) would be
+ * re-asserted at adoption, so a journal that drops one sends its DROPs at once.
+ */
+static void flush(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, bool drops_now)
 {
-    dmn_journal journal = { 0 };
-
     if (k->fd < 0) {
         recover(k, reg, owners, "not connected");
         if (k->fd < 0)
             return;
     }
-    dmn_lockspaces_take_journal(reg, &journal);
-    if (send_journal(k, &journal) < 0) {
+    dmn_lockspaces_take_journal(reg, &k->journal);
+    if (send_journal(k, &k->journal, drops_now) < 0) {
         char why[128];
 
         snprintf(why, sizeof(why), "sending to it failed: %s", strerror(errno));
-        /* The DROPs may not have arrived: unlock anyway (the explicit unlock frees the lock
-         * the keeper's duplicate shares), then resync from scratch. */
-        dmn_journal_finish(&journal);
+        /* Resync from scratch: the keeper's items the daemon no longer has are dropped then. */
         recover(k, reg, owners, why);
         if (k->fd >= 0) {
-            dmn_lockspaces_take_journal(reg, &journal);
-            if (send_journal(k, &journal) < 0)
+            dmn_lockspaces_take_journal(reg, &k->journal);
+            if (send_journal(k, &k->journal, drops_now) < 0)
                 recover(k, reg, owners, "sending after the resync failed");
         }
     }
-    dmn_journal_finish(&journal);
+    dmn_journal_clear(&k->journal);
+}
+
+void dmn_keeper_flush(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners)
+{
+    flush(k, reg, owners, true);
+}
+
+void dmn_keeper_flush_request(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners)
+{
+    flush(k, reg, owners, false);
+}
+
+bool dmn_keeper_next_deadline(const dmn_keeper *k, int64_t *deadline_ms)
+{
+    if (k == NULL || k->ndrops == 0 || k->fd < 0)
+        return false;
+    *deadline_ms = k->drops_due_ms;
+    return true;
 }
 
 void dmn_keeper_on_event(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners)

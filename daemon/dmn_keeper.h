@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "vml_error.h"
@@ -44,12 +45,23 @@ int dmn_keeper_sync(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, bool
 
 /*
  * Send what reg's journal holds (ADD with descriptors and pidfds, UPDATE, DROP; packed into
- * as few messages as the bounds allow: one per request in practice), then finish the
- * journal (the deferred unlocks).  A keeper that cannot be reached is restarted and
- * resynced; when even that fails, journaling goes off (locks then die with the daemon) and
- * is retried at the next flush.
+ * as few messages as the bounds allow: one per request in practice), and every DROP still
+ * waiting.  A keeper that cannot be reached is restarted and resynced; when even that
+ * fails, journaling goes off (locks then die with the daemon) and is retried at the next
+ * flush.
  */
 void dmn_keeper_flush(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners);
+
+/*
+ * The same for one request (or loop round): ADD and UPDATE now (they must precede the
+ * reply), DROPs of released leases queued and sent in batches, at the latest after a short
+ * delay (dmn_keeper_next_deadline); their locks are already released.
+ */
+void dmn_keeper_flush_request(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners);
+
+/* When queued DROPs must go (flush_request then sends them): true and *deadline_ms set
+ * (CLOCK_MONOTONIC ms), false when none wait. */
+bool dmn_keeper_next_deadline(const dmn_keeper *k, int64_t *deadline_ms);
 
 /* The connection to poll (only hangups are expected on it), or -1 when there is none. */
 int dmn_keeper_fd(const dmn_keeper *k);

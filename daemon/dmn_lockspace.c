@@ -179,7 +179,7 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
 /*
  * Unlock explicitly, then close: a duplicate the keeper still holds must not keep the lock
  * (it shares the open file description).  An unlock that keeps failing leaves the lock to
- * the last close: ours now, the keeper's once it handles the DROP sent before this.
+ * the last close: ours now, the keeper's once it handles the DROP queued for it.
  */
 static void unlock_and_close(int fd)
 {
@@ -196,6 +196,36 @@ static void unlock_and_close(int fd)
         }
     }
     close(fd);
+}
+
+/*
+ * Filesystems that keep their locks in the local inode (they have no lock operation of
+ * their own): there /proc/self/fdinfo lists every lock of an open file description, so a
+ * lock it does not list is not held.  Others (FUSE, NFS, CIFS, cluster filesystems) may
+ * keep them elsewhere.
+ */
+static bool locks_are_local(int fd)
+{
+    static const uint64_t local[] = {
+        0xEF53,         /* ext2/3/4 */
+        0x58465342,     /* xfs */
+        0x9123683E,     /* btrfs */
+        0x01021994,     /* tmpfs, devtmpfs (block devices in direct mode) */
+        0x858458F6,     /* ramfs */
+        0xF2F52010,     /* f2fs */
+        0x794C7630,     /* overlayfs */
+        0x2FC12FC1,     /* zfs */
+        0xCA451A4E,     /* bcachefs */
+    };
+    struct statfs sf;
+
+    if (fstatfs(fd, &sf) < 0)
+        return false;
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        if ((uint64_t)sf.f_type == local[i])
+            return true;
+    }
+    return false;
 }
 
 int dmn_lease_verify_lock(int fd, bool shared)
@@ -232,9 +262,18 @@ int dmn_lease_verify_lock(int fd, bool shared)
         }
         line = nl != NULL ? nl + 1 : NULL;
     }
-    /* Not visible here: a filesystem that keeps its locks elsewhere (FUSE, network), or
-     * lost.  If someone else holds a conflicting lock it is lost; otherwise re-asserting
-     * the same lock on the same open file description is a no-op when we hold it. */
+    /*
+     * Not listed on a filesystem that lists every lock: not held, and NOT taken here.  The
+     * lease checks call this in a forked probe whose inherited descriptor shares the open
+     * file description: when the daemon released the lease after the fork, re-asserting
+     * would lock it again for as long as the probe lives, and the daemon's next acquisition
+     * of that file was refused as "locked by another process or host" (issue 3).
+     */
+    if (locks_are_local(fd))
+        return 2;
+    /* A filesystem that keeps its locks elsewhere (FUSE, network), or lost.  If someone
+     * else holds a conflicting lock it is lost; otherwise re-asserting the same lock on the
+     * same open file description is a no-op when we hold it. */
     {
         struct flock probe = fl;
 
@@ -278,8 +317,7 @@ static int journal_reserve(dmn_lockspaces *reg, size_t leases)
         return 0;
     return reserve((void **)&j->added, &j->aadded, leases, sizeof(j->added[0])) < 0 ||
            reserve((void **)&j->updated, &j->aupdated, leases, sizeof(j->updated[0])) < 0 ||
-           reserve((void **)&j->dropped, &j->adropped, leases, sizeof(j->dropped[0])) < 0 ||
-           reserve((void **)&j->close_fds, &j->aclose, leases, sizeof(j->close_fds[0])) < 0
+           reserve((void **)&j->dropped, &j->adropped, leases, sizeof(j->dropped[0])) < 0
            ? -1 : 0;
 }
 
@@ -332,8 +370,12 @@ void dmn_lease_journal_update(dmn_lockspaces *reg, dmn_lease *lease)
     lease->keeper = DMN_KEEPER_UPDATE_QUEUED;
 }
 
-/* The lease leaves: take it out of the lists and give back its descriptor to close, now
- * (returns the fd for the caller to unlock and close) or after the DROP (returns -1). */
+/*
+ * The lease leaves: take it out of the lists, queue a DROP when the keeper has it, and give
+ * back its descriptor for the caller to unlock and close now.  The explicit unlock frees
+ * the lock the keeper's duplicate shares, so the DROP may follow later (dmn_keeper batches
+ * them): until it arrives the keeper only holds an unlocked open file description.
+ */
 static int journal_leave(dmn_lockspaces *reg, dmn_lease *lease)
 {
     dmn_journal *j = &reg->journal;
@@ -349,21 +391,16 @@ static int journal_leave(dmn_lockspaces *reg, dmn_lease *lease)
         remove_ptr(j->updated, &j->nupdated, lease);
         __attribute__((fallthrough));   /* the keeper holds it */
     case DMN_KEEPER_SENT:
-        if ((j->ndropped == j->adropped &&
-             reserve((void **)&j->dropped, &j->adropped, j->ndropped + 1,
-                     sizeof(j->dropped[0])) < 0) ||
-            (j->nclose == j->aclose &&
-             reserve((void **)&j->close_fds, &j->aclose, j->nclose + 1,
-                     sizeof(j->close_fds[0])) < 0)) {
-            /* The explicit unlock still releases the lock the keeper's duplicate shares. */
-            VML_ERROR("out of memory: lease %s is released before the keeper is told",
+        if (j->ndropped == j->adropped &&
+            reserve((void **)&j->dropped, &j->adropped, j->ndropped + 1,
+                    sizeof(j->dropped[0])) < 0) {
+            VML_ERROR("out of memory: the keeper keeps an unlocked copy of lease %s",
                       lease->path);
             break;
         }
         j->dropped[j->ndropped++] = lease->id;
-        if (fd >= 0)
-            j->close_fds[j->nclose++] = fd;
-        fd = -1;
+        if (!j->drops_urgent && !locks_are_local(fd))
+            j->drops_urgent = true;
         break;
     }
     lease->keeper = DMN_KEEPER_NONE;
@@ -371,27 +408,59 @@ static int journal_leave(dmn_lockspaces *reg, dmn_lease *lease)
     return fd;
 }
 
+/* dst[0..n) = src[0..n), growing dst; -1 on ENOMEM. */
+static int copy_list(void **dst, size_t *cap, const void *src, size_t n, size_t elem)
+{
+    if (reserve(dst, cap, n, elem) < 0)
+        return -1;
+    if (n > 0)
+        memcpy(*dst, src, n * elem);
+    return 0;
+}
+
 void dmn_lockspaces_take_journal(dmn_lockspaces *reg, dmn_journal *out)
 {
-    for (size_t i = 0; i < reg->journal.nadded; i++)
-        reg->journal.added[i]->keeper = DMN_KEEPER_SENT;
-    for (size_t i = 0; i < reg->journal.nupdated; i++)
-        reg->journal.updated[i]->keeper = DMN_KEEPER_SENT;
-    *out = reg->journal;
-    memset(&reg->journal, 0, sizeof(reg->journal));
-    /* Keep the room reserved: the next release must not fail for want of memory. */
+    dmn_journal *j = &reg->journal;
+
+    for (size_t i = 0; i < j->nadded; i++)
+        j->added[i]->keeper = DMN_KEEPER_SENT;
+    for (size_t i = 0; i < j->nupdated; i++)
+        j->updated[i]->keeper = DMN_KEEPER_SENT;
+    /* Copied: the registry's lists keep their room for every lease (reserved so that a
+     * release never fails), the caller's grow only to what one request queues. */
+    dmn_journal_clear(out);
+    if (copy_list((void **)&out->added, &out->aadded, j->added, j->nadded,
+                  sizeof(j->added[0])) == 0 &&
+        copy_list((void **)&out->updated, &out->aupdated, j->updated, j->nupdated,
+                  sizeof(j->updated[0])) == 0 &&
+        copy_list((void **)&out->dropped, &out->adropped, j->dropped, j->ndropped,
+                  sizeof(j->dropped[0])) == 0) {
+        out->nadded = j->nadded;
+        out->nupdated = j->nupdated;
+        out->ndropped = j->ndropped;
+        out->drops_urgent = j->drops_urgent;
+        dmn_journal_clear(j);
+        return;
+    }
+    /* No memory for a copy: hand over the lists themselves and reserve new ones. */
+    dmn_journal_free(out);
+    *out = *j;
+    memset(j, 0, sizeof(*j));
     if (journal_reserve(reg, reg->nleases + 1) < 0)
         VML_ERROR("out of memory for the keeper journal");
 }
 
-void dmn_journal_finish(dmn_journal *journal)
+void dmn_journal_clear(dmn_journal *journal)
 {
-    for (size_t i = 0; i < journal->nclose; i++)
-        unlock_and_close(journal->close_fds[i]);
+    journal->nadded = journal->nupdated = journal->ndropped = 0;
+    journal->drops_urgent = false;
+}
+
+void dmn_journal_free(dmn_journal *journal)
+{
     free(journal->added);
     free(journal->updated);
     free(journal->dropped);
-    free(journal->close_fds);
     memset(journal, 0, sizeof(*journal));
 }
 
@@ -403,7 +472,7 @@ void dmn_lockspaces_set_journaling(dmn_lockspaces *reg, bool on)
         dmn_journal pending = { 0 };
 
         dmn_lockspaces_take_journal(reg, &pending);
-        dmn_journal_finish(&pending);
+        dmn_journal_free(&pending);
         for (dmn_lease *l = reg->head; l != NULL; l = l->next)
             l->keeper = DMN_KEEPER_NONE;
         reg->journaling = false;
@@ -450,17 +519,25 @@ static char *generation_key(const char *lockspace, const char *name, size_t *len
     return key;
 }
 
+/* Keys up to this size are built on the stack for a lookup (every acquisition does one). */
+#define GENERATION_KEY_STACK 512
+
 static dmn_generation *generation_find(const dmn_lockspaces *reg, const char *lockspace,
                                        const char *name)
 {
-    size_t len;
-    char *key = generation_key(lockspace, name, &len);
+    size_t a = strlen(lockspace), b = strlen(name);
+    char stack[GENERATION_KEY_STACK];
+    char *key = a + b + 2 <= sizeof(stack) ? stack : malloc(a + b + 2);
     dmn_generation *gen;
 
     if (key == NULL)
         return NULL;
-    gen = dmn_hash_get(reg->generations, key, len);
-    free(key);
+    memcpy(key, lockspace, a);
+    key[a] = '\0';
+    memcpy(key + a + 1, name, b);
+    gen = dmn_hash_get(reg->generations, key, a + 1 + b);
+    if (key != stack)
+        free(key);
     return gen;
 }
 
@@ -480,7 +557,11 @@ static int generation_store(dmn_lockspaces *reg, const char *lockspace, const ch
                             vml_error *err)
 {
     dmn_generation *gen = generation_find(reg, lockspace, name);
-    char *name_copy = strdup(owner_name != NULL ? owner_name : "");
+    const char *new_name = owner_name != NULL ? owner_name : "";
+    /* The same domain again (its pause/resume cycle) keeps the copy it has. */
+    bool same_name = gen != NULL && gen->last_name != NULL &&
+                     strcmp(gen->last_name, new_name) == 0;
+    char *name_copy = same_name ? gen->last_name : strdup(new_name);
 
     if (name_copy == NULL)
         goto nomem;
@@ -496,7 +577,8 @@ static int generation_store(dmn_lockspaces *reg, const char *lockspace, const ch
     gen->generation = generation;
     gen->run_start = run_start;
     memcpy(gen->last_uuid, uuid, 16);
-    free(gen->last_name);
+    if (!same_name)
+        free(gen->last_name);
     gen->last_name = name_copy;
     gen->last_pid = pid;
     gen->last_since_usec = since;
@@ -884,7 +966,7 @@ static void free_registry_tables(dmn_lockspaces *reg)
     dmn_hash_free(reg->by_id);
     dmn_hash_free(reg->by_inode);
     dmn_hash_free(reg->by_path);
-    dmn_journal_finish(&reg->journal);
+    dmn_journal_free(&reg->journal);
     free(reg);
 }
 
@@ -1091,6 +1173,32 @@ static void inode_index_remove(dmn_lockspaces *reg, dmn_lease *lease)
     }
 }
 
+/* The disk of a lease whose acquirer named none: shared by all of them, never freed. */
+static char no_disk[] = "";
+
+/*
+ * name, path and disk of a new lease.  Equal strings are stored once (direct mode: the path
+ * is the name, and the disk usually names it too; most leases of libvirt's indirect mode
+ * name a disk, the bench's fill none): they were a third of a lease's memory.  lease_free
+ * knows which to free.  -1 when out of memory (what was set is freed by lease_free).
+ */
+static int lease_set_strings(dmn_lease *lease, const dmn_lockspace *ls, const char *name,
+                             const char *disk)
+{
+    if ((lease->name = strdup(name)) == NULL)
+        return -1;
+    lease->path = is_default(ls) ? lease->name : lease_path(ls, name);
+    if (lease->path == NULL)
+        return -1;
+    if (disk == NULL || disk[0] == '\0')
+        lease->disk = no_disk;
+    else if (strcmp(disk, lease->path) == 0)
+        lease->disk = lease->path;
+    else
+        lease->disk = strdup(disk);
+    return lease->disk != NULL ? 0 : -1;
+}
+
 static void lease_free(dmn_lease *lease)
 {
     if (lease == NULL)
@@ -1098,8 +1206,10 @@ static void lease_free(dmn_lease *lease)
     if (lease->fd >= 0)
         close(lease->fd);
     free(lease->holders);
-    free(lease->disk);
-    free(lease->path);
+    if (lease->disk != no_disk && lease->disk != lease->path)
+        free(lease->disk);
+    if (lease->path != lease->name)
+        free(lease->path);
     free(lease->name);
     free(lease);
 }
@@ -1110,7 +1220,8 @@ static void lease_free(dmn_lease *lease)
  * and never wrote a record to (a batch undone): it is removed first, while still locked,
  * so a racing locker that opened it re-stats, sees it gone and retries (lease_lock()); a
  * shared one only when a non-blocking upgrade to a write lock proves nobody else holds it.
- * When the keeper holds a duplicate, the unlock waits until the DROP naming it was sent.
+ * The unlock is explicit (a duplicate the keeper holds shares the open file description)
+ * and immediate; the keeper hears of it later (journal_leave).
  */
 static void lease_unlock(dmn_lockspaces *reg, dmn_lease *lease)
 {
@@ -1414,10 +1525,7 @@ static int lease_create(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_re
     /* The default lockspace never creates (or deletes) files: AUTOCREATE means nothing there. */
     lease->flags = is_default(ls) ? (res->flags & FLAG_SHARED)
                                   : (res->flags & (FLAG_SHARED | FLAG_AUTOCREATE));
-    lease->name = strdup(name);
-    lease->path = lease_path(ls, name);
-    lease->disk = strdup(res->disk != NULL ? res->disk : "");
-    if (lease->name == NULL || lease->path == NULL || lease->disk == NULL) {
+    if (lease_set_strings(lease, ls, name, res->disk) < 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot record resource %s", name);
         goto out;
     }
@@ -1507,10 +1615,26 @@ static int lease_acquire_one(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_e
         return 0;
     }
     mine = lease_find_holding(lease, owner->pid);
-    if (mine != NULL && batch != 0 && mine->batch == batch &&
-        (lease->flags & FLAG_SHARED) && (res->flags & FLAG_SHARED)) {
+    if (mine != NULL && !(lease->state & VML_SNAP_LOST) &&
+        !(lease->flags & FLAG_SHARED) == !(res->flags & FLAG_SHARED)) {
+        /*
+         * Held by this owner in this mode already (libvirt acquires a disk hot-plugged
+         * while paused at once and again at resume; a batch may name a resource twice):
+         * granted as it stands (ARCHITECTURE daemon invariant 7).  No second holding, no
+         * count: one release still frees it, and the generation does not move (nobody
+         * acquired it).  *taken stays NULL: an undone batch leaves it held, as it was.
+         */
+        generation_state_init(&gs);
+        gs.generation = lease->generation;
+        gs.run_start = lease->run_start;
+        if (!(lease->flags & FLAG_SHARED)) {
+            gs.have_last = true;
+            memcpy(gs.last_uuid, owner->identity.uuid, sizeof(gs.last_uuid));
+        }
+        if (check_expected(res, res->name, lease->epoch, owner, &gs, err) < 0)
+            return -1;
         *lease_out = lease;
-        return 0;       /* the same shared resource twice in one batch: taken once */
+        return 0;
     }
     if (mine != NULL || !(lease->flags & FLAG_SHARED) || !(res->flags & FLAG_SHARED) ||
         (lease->state & VML_SNAP_LOST)) {
@@ -1539,6 +1663,12 @@ int dmn_lease_acquire(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_reso
 
     if (lease_acquire_one(reg, ls, res, owner, 0, taken, &lease, err) < 0)
         return -1;
+    if (*taken == NULL) {
+        /* Held by this owner in this mode already: nothing new to commit or count. */
+        *taken = lease_find_holding(lease, owner->pid);
+        fill_generation(gen, lease, true);
+        return 0;
+    }
     if (lease_commit(reg, lease, err) < 0) {
         dmn_holding_release(reg, *taken);
         *taken = NULL;
@@ -1676,11 +1806,9 @@ void dmn_lease_inquire(const dmn_lockspaces *reg, const vml_ext_resource2 *resou
 
 /* ---- snapshots and restore ---- */
 
-int dmn_lease_snapshot(const dmn_lease *lease, size_t max_holders, vml_snap_lease *snap,
-                       vml_error *err)
+/* The fields of lease's snapshot that are numbers; *snap zeroed first. */
+static void snapshot_numbers(const dmn_lease *lease, vml_snap_lease *snap)
 {
-    size_t n = lease->nholders < max_holders ? lease->nholders : max_holders;
-
     memset(snap, 0, sizeof(*snap));
     snap->id = lease->id;
     snap->flags = lease->flags;
@@ -1691,6 +1819,35 @@ int dmn_lease_snapshot(const dmn_lease *lease, size_t max_holders, vml_snap_leas
     snap->epoch = lease->epoch;
     snap->state_flags = lease->state;
     snap->seq = lease->seq;
+}
+
+void dmn_lease_snapshot_view(const dmn_lease *lease, size_t nholders, vml_snap_lease *snap,
+                             vml_snap_holder *hold)
+{
+    snapshot_numbers(lease, snap);
+    snap->lockspace = lease->lockspace->path;
+    snap->name = lease->name;
+    snap->path = lease->path;
+    snap->disk = lease->disk;
+    for (size_t i = 0; i < nholders; i++) {
+        const dmn_holding *h = lease->holders[i];
+
+        hold[i].identity = h->owner->identity;
+        hold[i].start_time = h->owner->start_time;
+        hold[i].since_usec = h->since_usec;
+        hold[i].on_lockfailure = h->owner->on_lockfailure;
+        hold[i].uri = h->owner->uri != NULL ? h->owner->uri : (char *)"";
+    }
+    snap->holders.holders_len = (u_int)nholders;
+    snap->holders.holders_val = hold;
+}
+
+int dmn_lease_snapshot(const dmn_lease *lease, size_t max_holders, vml_snap_lease *snap,
+                       vml_error *err)
+{
+    size_t n = lease->nholders < max_holders ? lease->nholders : max_holders;
+
+    snapshot_numbers(lease, snap);
     if ((snap->lockspace = strdup(lease->lockspace->path)) == NULL ||
         (snap->name = strdup(lease->name)) == NULL ||
         (snap->path = strdup(lease->path)) == NULL ||
@@ -1737,9 +1894,9 @@ int dmn_lease_restore(dmn_lockspaces *reg, const vml_snap_lease *snap, int fd,
         goto out;
     }
     lease = calloc(1, sizeof(*lease));
-    if (lease == NULL || (lease->name = strdup(snap->name)) == NULL ||
-        (lease->path = lease_path(ls, snap->name)) == NULL ||
-        (lease->disk = strdup(snap->disk)) == NULL) {
+    if (lease != NULL)
+        lease->fd = -1;         /* fd is taken over below: lease_free must not close 0 */
+    if (lease == NULL || lease_set_strings(lease, ls, snap->name, snap->disk) < 0) {
         vml_error_set_errno(err, VIR_FROM_LOCKSPACE, ENOMEM, "cannot restore lease %s",
                             snap->name);
         goto out;

@@ -54,8 +54,9 @@ typedef enum {
 struct dmn_lease {
     dmn_lockspace *lockspace;
     char *name;                     /* key in lockspace->leases */
-    char *path;                     /* the file carrying the lock */
-    char *disk;                     /* the disk named by the acquirer, "" when unknown */
+    char *path;                     /* the file carrying the lock (name itself in direct mode) */
+    char *disk;                     /* the disk named by the acquirer, "" when unknown (may
+                                     * share name's or path's bytes; never written to) */
     unsigned int flags;             /* VML_LS_ACQUIRE_SHARED | VML_LS_ACQUIRE_AUTOCREATE */
     int fd;
     dmn_inode_key inode;            /* key in dmn_lockspaces.by_inode (for the first alias) */
@@ -64,11 +65,11 @@ struct dmn_lease {
     uint64_t run_start;             /* first generation of the current run of one domain */
     uint64_t epoch;
     unsigned int state;             /* VML_SNAP_* bits */
-    bool commit_pending;            /* acquired, owner record / generation not yet written */
     dmn_keeper_state keeper;
     dmn_holding **holders;
     size_t nholders, aholders;
     uint32_t seq;                   /* creation order, the LIST cursor */
+    bool commit_pending;            /* acquired, owner record / generation not yet written */
     dmn_lease *prev, *next;         /* dmn_lockspaces list, creation order */
     dmn_lease *alias_next;          /* other leases on the same inode (shared aliases) */
 };
@@ -95,9 +96,8 @@ typedef struct dmn_generation {
 
 /*
  * Changes the keeper has not been told yet.  Leases are borrowed (a lease leaving the
- * registry takes itself out of these lists); close_fds are descriptors of released leases
- * that must be unlocked and closed only after the DROP naming them was sent, so that the
- * keeper never outlives a lock it still has a duplicate of.
+ * registry takes itself out of these lists); dropped are the ids of released leases the
+ * keeper still has (their locks already released explicitly).
  */
 typedef struct dmn_journal {
     dmn_lease **added;
@@ -106,8 +106,10 @@ typedef struct dmn_journal {
     size_t nupdated, aupdated;
     uint64_t *dropped;
     size_t ndropped, adropped;
-    int *close_fds;
-    size_t nclose, aclose;
+    /* A dropped lease lives on a filesystem whose locks /proc does not list (FUSE, NFS):
+     * adoption could not tell its unlocked keeper copy from a held lock and would re-assert
+     * it, so its DROP must not wait in a batch. */
+    bool drops_urgent;
 } dmn_journal;
 
 /* Test hook: called between opening a lease file and locking it (see lease_lock()). */
@@ -191,8 +193,9 @@ int dmn_resource_delete(dmn_lockspaces *reg, dmn_lockspace *ls, const char *name
  * increments the lease's generation (in its owner record, or in the daemon-local table);
  * with EXPECT_GENERATION it is refused (VIR_ERR_OPERATION_INVALID, naming the disk and who
  * held it meanwhile) when another domain acquired the lease since expected_generation.  On
- * success *taken is the new holding (borrowed) and *gen (may be NULL) its generation.  The
- * same owner acquiring twice is busy.
+ * success *taken is the holding (borrowed) and *gen (may be NULL) its generation.  An owner
+ * that holds the lease in the same mode already gets it again as it stands (no second
+ * holding, generation unchanged; one release frees it); in the other mode, or lost, busy.
  */
 int dmn_lease_acquire(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_resource2 *res,
                       dmn_owner *owner, dmn_holding **taken, vml_ext_generation *gen,
@@ -201,8 +204,9 @@ int dmn_lease_acquire(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_reso
 /*
  * BATCH_ACQUIRE: all of resources[0..n) for owner, or none: on the first failure every
  * holding this call took is released again (lease files it created are removed, no owner
- * record is written) and that failure is returned.  Within one batch an exact duplicate of
- * a shared resource is taken once.  gens (may be NULL) gets n generations.
+ * record is written) and that failure is returned; leases owner held before the call stay
+ * held.  A resource owner holds in the same mode already (earlier, or earlier in this
+ * batch) is granted as it stands.  gens (may be NULL) gets n generations.
  */
 int dmn_lease_acquire_batch(dmn_lockspaces *reg, const vml_ext_resource2 *resources, size_t n,
                             dmn_owner *owner, vml_ext_generation *gens, vml_error *err);
@@ -261,6 +265,14 @@ int dmn_lease_snapshot(const dmn_lease *lease, size_t max_holders, vml_snap_leas
                        vml_error *err);
 
 /*
+ * The same snapshot of lease's first nholders holders, its strings borrowed from the lease
+ * and its owners (valid while they are unchanged; never xdr_free it), the holders written
+ * to hold[0..nholders), the caller's.  For encoding at once, without a copy.
+ */
+void dmn_lease_snapshot_view(const dmn_lease *lease, size_t nholders, vml_snap_lease *snap,
+                             vml_snap_holder *hold);
+
+/*
  * Put back a lease handed over by the keeper or the previous image: snap as the snapshot
  * said, fd its (already verified) locked descriptor, taken over even on error; holders[i]
  * the live owners (NULL entries are holders that exited and are skipped) with since[i].
@@ -293,8 +305,10 @@ void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_vi
  * Verify that fd still holds its OFD lock of the given type on byte 0: /proc/self/fdinfo
  * shows it (local filesystems), or, where the filesystem keeps locks elsewhere (FUSE,
  * network filesystems) and nobody else conflicts, re-asserting it succeeds.  Returns 0
- * when held, 1 when another process or host holds a conflicting lock (lost), -1 on error
- * with errno set.
+ * when held, 1 when another process or host holds a conflicting lock (lost), 2 when a
+ * local filesystem shows it is not held (never re-taken here: the caller may be a forked
+ * probe that must not revive a lock the daemon released meanwhile), -1 on error with
+ * errno set.
  */
 int dmn_lease_verify_lock(int fd, bool shared);
 
@@ -304,12 +318,18 @@ int dmn_lease_verify_lock(int fd, bool shared);
  * first finishes what is queued. */
 void dmn_lockspaces_set_journaling(dmn_lockspaces *reg, bool on);
 
-/* Move what is queued into *out (zeroed by the caller) and mark the queued leases as sent. */
+/*
+ * Move what is queued into *out and mark the queued leases as sent.  *out is zeroed or a
+ * journal taken earlier (emptied first; its lists' room is reused).  The registry keeps
+ * its lists and their room, so a request allocates nothing the size of the table.
+ */
 void dmn_lockspaces_take_journal(dmn_lockspaces *reg, dmn_journal *out);
 
-/* After the DROP of a journal was sent (or could not be): unlock and close its deferred
- * descriptors and free the lists; the journal is empty afterwards. */
-void dmn_journal_finish(dmn_journal *journal);
+/* Empty the lists, keeping their room. */
+void dmn_journal_clear(dmn_journal *journal);
+
+/* Free the lists; the journal is zeroed afterwards. */
+void dmn_journal_free(dmn_journal *journal);
 
 /* Queue the lease for ADD (the keeper does not have it). */
 void dmn_lease_journal_add(dmn_lockspaces *reg, dmn_lease *lease);

@@ -553,8 +553,32 @@ void dmn_owners_remove(dmn_owners *owners, dmn_owner *owner)
 
 void dmn_owners_forget_if_idle(dmn_owners *owners, dmn_owner *owner)
 {
-    if (owner != NULL && owner->nholdings == 0 && !owner->kill_pending)
+    /*
+     * An idle owner watched by a pidfd is kept while its process lives: libvirt releases
+     * and re-acquires for the same QEMU at every pause/resume and hot-plug, and each new
+     * owner cost a pidfd_open, a /proc/PID/stat read and (with a keeper) the pidfd's trip
+     * there.  Its pidfd still says when it exits (the poll loop reaps it then, before any
+     * request of that round), so a recycled pid never finds it.  An owner probed through
+     * /proc costs a read every DMN_OWNER_PROBE_MS instead: that one goes at once.
+     */
+    if (owner == NULL || owner->nholdings > 0 || owner->kill_pending)
+        return;
+    if (owner->pidfd < 0) {
         dmn_owners_remove(owners, owner);
+        return;
+    }
+    /* Kept: a lock lost after its next acquisition must trigger <on_lockfailure> again, as
+     * it would for a new owner. */
+    owner->lockfailure_applied = false;
+}
+
+size_t dmn_owners_active(const dmn_owners *owners)
+{
+    size_t n = 0;
+
+    for (const dmn_owner *o = owners->head; o != NULL; o = o->next)
+        n += o->nholdings > 0 || o->kill_pending;
+    return n;
 }
 
 dmn_hangup_result dmn_owners_holder_closed(dmn_owners *owners, dmn_owner *owner, int64_t now_ms)

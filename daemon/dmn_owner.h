@@ -14,8 +14,10 @@
 typedef struct dmn_holding dmn_holding;
 
 /*
- * An owner exists while it holds at least one lease or a kill is under way; while it exists
- * its pidfd is open and watched by the poll loop, so its death releases its leases.
+ * An owner exists while it holds at least one lease or a kill is under way, and, when it
+ * has a pidfd, until its process exits (an idle owner is kept for its next acquisition:
+ * dmn_owners_forget_if_idle); while it exists its pidfd is open and watched by the poll
+ * loop, so its death releases its leases and frees it.
  * Invariant: pidfd refers to the process that had pid when the owner was created, so a
  * recycled pid can never be signalled or mistaken for it.
  * Where pidfd_open() does not exist (ENOSYS: old kernels, valgrind 3.19) pidfd is -1 and
@@ -126,8 +128,14 @@ void dmn_owners_reap_helpers(dmn_owners *owners);
 /* Replace the identity of an existing owner with this pid (REGISTER); no-op when absent. */
 int dmn_owners_update_identity(dmn_owners *owners, const vml_ls_owner *identity, vml_error *err);
 
-/* Free the owner when it holds nothing and no kill is under way; the pointer is then invalid. */
+/* The owner holds nothing now: free it when no kill is under way and it has no pidfd (a
+ * probed owner; the pointer is then invalid).  One with a pidfd is kept until its process
+ * exits. */
 void dmn_owners_forget_if_idle(dmn_owners *owners, dmn_owner *owner);
+
+/* Owners that hold a lease or are being killed (the idle ones kept for their next
+ * acquisition left out): what STATUS reports.  O(owners). */
+size_t dmn_owners_active(const dmn_owners *owners);
 
 /* Free the owner unconditionally (it exited and its leases were released); invalid afterwards. */
 void dmn_owners_remove(dmn_owners *owners, dmn_owner *owner);

@@ -26,8 +26,9 @@
 #include "dmn_owner.h"
 
 #define LISTEN_BACKLOG 128
-#define ACCEPTS_PER_ROUND 64
 #define INPUT_FIRST_CHUNK 65536
+/* The first read of a message: a 1-disk request (about 200 bytes) arrives whole. */
+#define INPUT_FIRST_READ 4096
 
 /* Process-wide signal state (one loop per process): set by handlers, read by the loop. */
 static volatile sig_atomic_t quit_signal;
@@ -45,17 +46,19 @@ typedef struct listener {
 } listener;
 
 /*
- * One connection.  Input is read in two steps: the 4-byte length word, then the rest of
- * the frame into in[] (grown as bytes arrive, so a large announced length costs nothing
- * until it is sent).  While out[] holds a reply nothing more is read: one outstanding
- * request per client, as virtlockd.
+ * One connection.  in[0..in_len) holds what was read and not yet dispatched, starting at a
+ * message boundary; in_total is that message's length (length word included) once its
+ * length word is in, else 0.  The first read of a message asks for INPUT_FIRST_READ bytes,
+ * so that a small request costs one read(); it may also take the start of a request sent
+ * right behind it (pipelined), which is dispatched in a later round.  Once the length is
+ * known, reads never go past the message, and in[] grows only as bytes arrive (a large
+ * announced length costs nothing until it is sent).  While out[] holds a reply nothing
+ * more is dispatched: one outstanding request per client, as virtlockd.
  */
 typedef struct dmn_client {
     int fd;
     listener *via;
     dmn_session session;
-    unsigned char word[VML_RPC_LENGTH_WORD];
-    size_t word_got;
     unsigned char *in;
     size_t in_len, in_cap, in_total;
     unsigned char *out;
@@ -325,7 +328,31 @@ static void client_reset_input(dmn_client *c)
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = c->in_total = 0;
-    c->word_got = 0;
+}
+
+/* The message of in_total bytes at the front of in[] was dispatched: keep what follows it. */
+static void client_consume(dmn_client *c, size_t total)
+{
+    if (c->in_len <= total) {
+        client_reset_input(c);
+        return;
+    }
+    memmove(c->in, c->in + total, c->in_len - total);
+    c->in_len -= total;
+    c->in_total = 0;
+}
+
+/* Whether in[] already holds a whole message, or a length word that will close the client:
+ * either way client_read has work without reading. */
+static bool client_has_message(const dmn_client *c)
+{
+    size_t total = 0;
+
+    if (c->in_len < VML_RPC_LENGTH_WORD)
+        return false;
+    if (vml_wire_frame_length(c->in, VML_WIRE_MAX_MESSAGE, &total) < 0)
+        return true;
+    return c->in_len >= total;
 }
 
 static void client_free(dmn_server *s, dmn_client *c)
@@ -403,10 +430,19 @@ static int client_flush(dmn_server *s, dmn_client *c)
     return 0;
 }
 
+/* Everything queued for the keeper, now (start-up, re-exec). */
 static void keeper_flush(dmn_server *s)
 {
     if (s->keeper != NULL)
         dmn_keeper_flush(s->keeper, s->lockspaces, s->owners);
+    s->ctx.keeper_pid = dmn_keeper_pid(s->keeper);
+}
+
+/* After a request or a loop round: new leases now, DROPs of released ones batched. */
+static void keeper_flush_request(dmn_server *s)
+{
+    if (s->keeper != NULL)
+        dmn_keeper_flush_request(s->keeper, s->lockspaces, s->owners);
     s->ctx.keeper_pid = dmn_keeper_pid(s->keeper);
 }
 
@@ -428,19 +464,21 @@ static void client_dispatch(dmn_server *s, dmn_client *c)
     unsigned char *reply = NULL;
     size_t reply_len = 0;
     char why[256];
-    int rc = dmn_dispatch_message(&s->ctx, &c->session, c->in, c->in_total, &reply, &reply_len,
+    size_t total = c->in_total;
+    int rc = dmn_dispatch_message(&s->ctx, &c->session, c->in, total, &reply, &reply_len,
                                   why, sizeof(why));
 
-    client_reset_input(c);
+    client_consume(c, total);
     if (rc < 0) {
         client_close(s, c, why);
         return;
     }
     if (reply == NULL)
         return;     /* deferred (CHECK_NOW): answered when its check round is done */
-    /* What this request acquired reaches the keeper before the caller hears it is granted;
-     * what it released is unlocked only after the keeper heard it is dropped. */
-    keeper_flush(s);
+    /* What this request acquired reaches the keeper before the caller hears it is granted
+     * (ARCHITECTURE daemon invariant 12).  What it released is unlocked already (explicitly:
+     * the keeper's duplicate shares the lock); the keeper hears of it in a later batch. */
+    keeper_flush_request(s);
     c->out = reply;
     c->out_len = reply_len;
     c->out_sent = 0;
@@ -453,31 +491,68 @@ static void client_dispatch(dmn_server *s, dmn_client *c)
     client_flush(s, c);
 }
 
+/* Frame what in[] holds: in_total set once the length word is in.  1 when a whole message
+ * is there, 0 when more is needed, -1 when the client was closed (a bad length). */
+static int client_frame(dmn_server *s, dmn_client *c)
+{
+    if (c->in_total == 0 && c->in_len >= VML_RPC_LENGTH_WORD &&
+        vml_wire_frame_length(c->in, VML_WIRE_MAX_MESSAGE, &c->in_total) < 0) {
+        char why[128];
+
+        snprintf(why, sizeof(why), "invalid message length %u (must be %d to %d)",
+                 ((unsigned int)c->in[0] << 24) | ((unsigned int)c->in[1] << 16) |
+                 ((unsigned int)c->in[2] << 8) | c->in[3],
+                 VML_WIRE_MIN_MESSAGE, VML_WIRE_MAX_MESSAGE);
+        c->in_total = 0;
+        client_close(s, c, why);
+        return -1;
+    }
+    return c->in_total != 0 && c->in_len >= c->in_total;
+}
+
+/* Make room in in[] for the next read; how many bytes it may take (never past the current
+ * message once its length is known), 0 when out of memory. */
+static size_t client_room(dmn_client *c)
+{
+    size_t want = c->in_total == 0 ? INPUT_FIRST_READ : c->in_total;
+
+    if (c->in_len == c->in_cap) {
+        size_t cap = c->in_cap < INPUT_FIRST_READ ? INPUT_FIRST_READ : c->in_cap * 2;
+        unsigned char *grown;
+
+        if (c->in_total != 0 && cap > c->in_total)
+            cap = c->in_total;
+        grown = realloc(c->in, cap);
+        if (grown == NULL)
+            return 0;
+        c->in = grown;
+        c->in_cap = cap;
+    }
+    if (want > c->in_cap)
+        want = c->in_cap;
+    return want - c->in_len;
+}
+
 /* Read toward one complete message; dispatch it when complete.  May close the client. */
 static void client_read(dmn_server *s, dmn_client *c)
 {
     for (;;) {
         ssize_t n;
+        size_t room;
+        int framed = client_frame(s, c);
 
-        if (c->word_got < sizeof(c->word)) {
-            n = read(c->fd, c->word + c->word_got, sizeof(c->word) - c->word_got);
-        } else {
-            if (c->in_len == c->in_cap) {
-                size_t cap = c->in_cap * 2;
-                unsigned char *grown;
-
-                if (cap > c->in_total)
-                    cap = c->in_total;
-                grown = realloc(c->in, cap);
-                if (grown == NULL) {
-                    client_close(s, c, "out of memory for its message");
-                    return;
-                }
-                c->in = grown;
-                c->in_cap = cap;
-            }
-            n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        if (framed < 0)
+            return;
+        if (framed > 0) {
+            client_dispatch(s, c);
+            return;     /* one request per client per round */
         }
+        room = client_room(c);
+        if (room == 0) {
+            client_close(s, c, "out of memory for its message");
+            return;
+        }
+        n = read(c->fd, c->in + c->in_len, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -489,39 +564,11 @@ static void client_read(dmn_server *s, dmn_client *c)
             return;
         }
         if (n == 0) {
-            client_close(s, c, c->word_got > 0 ? "connection closed in the middle of a message"
-                                               : NULL);
+            client_close(s, c, c->in_len > 0 ? "connection closed in the middle of a message"
+                                             : NULL);
             return;
         }
-        if (c->word_got < sizeof(c->word)) {
-            c->word_got += (size_t)n;
-            if (c->word_got < sizeof(c->word))
-                continue;
-            if (vml_wire_frame_length(c->word, VML_WIRE_MAX_MESSAGE, &c->in_total) < 0) {
-                char why[128];
-                snprintf(why, sizeof(why),
-                         "invalid message length %u (must be %d to %d)",
-                         ((unsigned int)c->word[0] << 24) | ((unsigned int)c->word[1] << 16) |
-                         ((unsigned int)c->word[2] << 8) | c->word[3],
-                         VML_WIRE_MIN_MESSAGE, VML_WIRE_MAX_MESSAGE);
-                client_close(s, c, why);
-                return;
-            }
-            c->in_cap = c->in_total < INPUT_FIRST_CHUNK ? c->in_total : INPUT_FIRST_CHUNK;
-            c->in = malloc(c->in_cap);
-            if (c->in == NULL) {
-                client_close(s, c, "out of memory for its message");
-                return;
-            }
-            memcpy(c->in, c->word, sizeof(c->word));
-            c->in_len = sizeof(c->word);
-        } else {
-            c->in_len += (size_t)n;
-        }
-        if (c->in_len == c->in_total) {
-            client_dispatch(s, c);
-            return;     /* one request per client per round */
-        }
+        c->in_len += (size_t)n;
     }
 }
 
@@ -642,6 +689,13 @@ static int poll_timeout(const dmn_server *s, int64_t now)
             have = true;
         }
     }
+    {
+        int64_t drops = 0;
+        if (dmn_keeper_next_deadline(s->keeper, &drops) && (!have || drops < deadline)) {
+            deadline = drops;
+            have = true;
+        }
+    }
     if (s->owners->nprobed > 0 || s->owners->nhelpers > 0) {
         /* Owners (and pause helpers) without a pidfd are checked every DMN_OWNER_PROBE_MS. */
         int64_t probe = now + DMN_OWNER_PROBE_MS;
@@ -659,7 +713,10 @@ static int poll_timeout(const dmn_server *s, int64_t now)
 /* Idle = no client connected and no lease held (nor an owner being killed). */
 static void check_idle(dmn_server *s, int64_t now)
 {
-    bool idle = s->ctx.nclients == 0 && s->lockspaces->nleases == 0 && s->owners->count == 0;
+    /* Owners kept idle for their next acquisition do not count; without leases the only
+     * other owners are those being killed. */
+    bool idle = s->ctx.nclients == 0 && s->lockspaces->nleases == 0 &&
+                (s->owners->count == 0 || dmn_owners_active(s->owners) == 0);
 
     if (s->timeout_secs == 0)
         return;
@@ -797,8 +854,8 @@ static void add_generation(const dmn_generation *gen, void *opaque)
 /* Input bytes of c not yet dispatched (length word first) into *out (malloc'd). */
 static int client_input(const dmn_client *c, char **out, u_int *len)
 {
-    const unsigned char *src = c->word_got < sizeof(c->word) ? c->word : c->in;
-    size_t n = c->word_got < sizeof(c->word) ? c->word_got : c->in_len;
+    const unsigned char *src = c->in;
+    size_t n = c->in_len;
 
     *out = NULL;
     *len = (u_int)n;
@@ -992,6 +1049,7 @@ int dmn_server_run(dmn_server *s, vml_error *err)
     while (!s->quit) {
         size_t n = 0;
         size_t need = 1 + s->owners->count + 2 + s->owners->nhelpers + 2 + s->ctx.nclients;
+        bool buffered;
         int rc;
 
         /* The last round may have closed the last client or released the last lease. */
@@ -1017,13 +1075,17 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             add_slot(s, &n, dmn_keeper_fd(s->keeper), POLLIN, SLOT_KEEPER, NULL);
         for (size_t i = 0; i < 2; i++)
             add_slot(s, &n, s->listeners[i].fd, POLLIN, SLOT_LISTENER, &s->listeners[i]);
+        buffered = false;
         for (dmn_client *c = s->clients_head; c != NULL; c = c->next) {
             /* A deferred CHECK_NOW reads nothing more until answered; hangups still show. */
             short events = c->out != NULL ? POLLOUT : c->session.deferred ? 0 : POLLIN;
             add_slot(s, &n, c->fd, events, SLOT_CLIENT, c);
+            buffered |= events == POLLIN && client_has_message(c);
         }
 
-        rc = poll(s->pfds, n, poll_timeout(s, monotonic_ms()));
+        /* A request already read (sent right behind the previous one) is not announced by
+         * poll: look, do not wait. */
+        rc = poll(s->pfds, n, buffered ? 0 : poll_timeout(s, monotonic_ms()));
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -1076,11 +1138,11 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             break;
         /* 4. new connections, 5. client I/O */
         for (size_t i = 1; i < n; i++) {
-            if (s->slots[i].kind == SLOT_LISTENER && s->pfds[i].revents != 0) {
-                listener *l = s->slots[i].ptr;
-                for (int k = 0; k < ACCEPTS_PER_ROUND && accept_one(s, l); k++)
-                    ;
-            }
+            /* One connection per listener per round: poll is level-triggered, so another
+             * one waiting shows in the next round.  Accepting until EAGAIN cost a failing
+             * accept4 for every connection in the common case of one at a time. */
+            if (s->slots[i].kind == SLOT_LISTENER && s->pfds[i].revents != 0)
+                accept_one(s, s->slots[i].ptr);
         }
         for (size_t i = 1; i < n; i++) {
             dmn_client *c = s->slots[i].ptr;
@@ -1104,8 +1166,20 @@ int dmn_server_run(dmn_server *s, vml_error *err)
             if (s->quit)
                 break;
         }
-        /* Owner exits, timers and losses changed leases too: the keeper hears of them. */
-        keeper_flush(s);
+        for (size_t i = 1; buffered && i < n && !s->quit; i++) {
+            dmn_client *c = s->slots[i].ptr;
+
+            /* Requests read ahead, in a round where their connection showed nothing new
+             * (those that did were served above, one request each). */
+            if (s->slots[i].kind == SLOT_CLIENT && s->pfds[i].revents == 0 &&
+                c->out == NULL && !c->session.deferred && client_has_message(c))
+                client_read(s, c);
+            if (s->quit)
+                break;
+        }
+        /* Owner exits, timers and losses changed leases too: the keeper hears of them (and
+         * of the DROPs whose delay ran out). */
+        keeper_flush_request(s);
         if (s->reexec_pending && !s->quit)
             try_reexec(s);
     }
@@ -1299,26 +1373,17 @@ static int restore_client(dmn_server *s, const vml_ho_client *src, vml_error *er
         c->session.registered = true;
     }
     c->session.restricted = src->restricted;
+    /* Framed (and a whole message dispatched) by the loop, as if just read. */
     if (src->input.input_len > 0) {
         size_t n = src->input.input_len;
 
-        if (n < sizeof(c->word)) {
-            memcpy(c->word, src->input.input_val, n);
-            c->word_got = n;
-        } else {
-            memcpy(c->word, src->input.input_val, sizeof(c->word));
-            c->word_got = sizeof(c->word);
-            if (vml_wire_frame_length(c->word, VML_WIRE_MAX_MESSAGE, &c->in_total) < 0 ||
-                n > c->in_total || (c->in = malloc(c->in_total)) == NULL) {
-                vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,
-                              "handed-over client %d has a partial message of %zu bytes that "
-                              "does not frame", c->fd, n);
-                return -1;
-            }
-            memcpy(c->in, src->input.input_val, n);
-            c->in_len = n;
-            c->in_cap = c->in_total;
+        if ((c->in = malloc(n < INPUT_FIRST_READ ? INPUT_FIRST_READ : n)) == NULL) {
+            vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot restore a client");
+            return -1;
         }
+        memcpy(c->in, src->input.input_val, n);
+        c->in_len = n;
+        c->in_cap = n < INPUT_FIRST_READ ? INPUT_FIRST_READ : n;
     }
     if (src->output.output_len > 0) {
         if ((c->out = malloc(src->output.output_len)) == NULL) {

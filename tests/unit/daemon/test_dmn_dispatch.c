@@ -566,10 +566,13 @@ static void test_batch(void)
                   err.code == VIR_ERR_RESOURCE_BUSY && err.domain == VIR_FROM_LOCKSPACE &&
                   strstr(err.message, "Lockspace resource 'b' (disk '/img/b.qcow2') is locked by domain 'vmA' (uuid 01010101-0101-0101-0101-010101010101, pid ") != NULL,
                   "a batch meeting a held resource fails busy, naming disk and holder");
+        /* Owners with a pidfd are kept idle while their process lives (issue 3: no
+         * pidfd_open and /proc read at every acquisition). */
         VML_CHECK(fx.lockspaces->nleases == 2 && access(path_c, F_OK) != 0 &&
-                  dmn_owners_find(fx.owners, (unsigned int)waiter) == NULL,
+                  dmn_owners_find(fx.owners, (unsigned int)waiter) != NULL &&
+                  dmn_owners_find(fx.owners, (unsigned int)waiter)->nholdings == 0,
                   "all or nothing: what the failed batch took is released, its file removed, "
-                  "the owner forgotten");
+                  "the owner holds nothing (kept idle while it lives)");
     }
     resources[0].flags = 16;
     VML_CHECK(call(&fx, &s, VML_EXT_PROGRAM, VML_EXT_PROC_BATCH_ACQUIRE,
@@ -596,7 +599,7 @@ static void test_batch(void)
               error_is(&err, VIR_ERR_RESOURCE_BUSY, VIR_FROM_LOCKSPACE,
                        "resource busy: Lockspace resource 'zz' is not locked") &&
               fx.lockspaces->nleases == 0 && access(path_a, F_OK) == 0 &&
-              fx.owners->count == 0,
+              dmn_owners_active(fx.owners) == 0,
               "BATCH_RELEASE releases the held ones despite an unheld one, reports that error "
               "(lease files stay)");
 

@@ -39,6 +39,22 @@ static void touch(const char *path)
         close(fd);
 }
 
+/* In another process: can path be write-locked now?  1 yes, 0 no, -1 error. */
+static int lockable_now(const char *path)
+{
+    pid_t pid = fork();
+    int status = 0;
+
+    if (pid == 0) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        _exit(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 1 : 0);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
 /* The single-resource acquisition, as ACQUIRE_RESOURCE makes it (batch is always 0 here). */
 static int acquire(dmn_lockspaces *r, dmn_lockspace *ls, const char *name, const char *disk,
                    unsigned int flags, dmn_owner *owner, uint64_t batch, dmn_holding **h,
@@ -290,15 +306,22 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
         VML_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "lease files are mode 0600");
     }
     conflicts = reg->conflicts;
+    /* ARCHITECTURE daemon invariant 7: held in the same mode already, granted as it stands
+     * (libvirt's hot-plug while paused, then resume). */
     VML_CHECK(acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h2,
-                                &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY,
-              "the same owner acquiring again is busy");
+                                &err) == 0 && h2 == h && me->nholdings == 1 &&
+              reg->nleases == 1 && h->lease->nholders == 1 && h->lease->generation == 1,
+              "the same owner acquiring again gets it as it stands: one holding, same generation");
+    VML_CHECK(acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h2, &err) < 0 &&
+              err.code == VIR_ERR_RESOURCE_BUSY,
+              "... but asking for it shared while holding it exclusive is busy");
     VML_CHECK(acquire(reg, ls, "lease", "/img/x.raw", VML_LS_ACQUIRE_SHARED, other, 0,
                                 &h2, &err) < 0 && err.code == VIR_ERR_RESOURCE_BUSY &&
               err.domain == VIR_FROM_LOCKSPACE &&
               has(err.message, "resource busy: Lockspace resource 'lease' (disk '/img/x.raw') is locked by domain 'me' (uuid 0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a, pid "),
               "shared against exclusive is busy, naming the holder domain, uuid and pid");
     VML_CHECK(reg->conflicts == conflicts + 2, "busy answers are counted as conflicts");
+    VML_CHECK(lockable_now(path) == 0, "held");
     VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)other->pid, NULL, &err) < 0 &&
               err.code == VIR_ERR_INTERNAL_ERROR && err.domain == VIR_FROM_LOCKSPACE &&
               has(err.message, "does not hold the resource lock"),
@@ -330,8 +353,9 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
                                 me, 0, &h, &err) == 0 &&
               acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, other, 0, &h2, &err) == 0,
               "two owners share a shared lease");
-    VML_CHECK(acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h3, &err) < 0 &&
-              err.code == VIR_ERR_RESOURCE_BUSY, "a shared holder cannot take it a second time");
+    VML_CHECK(acquire(reg, ls, "s", NULL, VML_LS_ACQUIRE_SHARED, me, 0, &h3, &err) == 0 &&
+              h3 == h && h->lease->nholders == 2,
+              "a shared holder taking it again keeps its one holding");
     VML_CHECK(acquire(reg, ls, "s", NULL, 0, third, 0, &h3, &err) < 0 &&
               has(err.message, "is locked by domain 'me'") && has(err.message, " and 1 other(s)"),
               "exclusive against two sharers: busy naming the first and counting the others");
@@ -448,9 +472,17 @@ static void test_batch(dmn_owner *me, dmn_owner *other)
               "the same resource shared then exclusive in one batch conflicts; nothing kept");
     res[0].flags = res[1].flags = VML_LS_ACQUIRE_AUTOCREATE;
     res[0].name = res[1].name = "x";
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, NULL, &err) == 0 &&
+              other->nholdings == 1, "an exclusive resource twice in one batch is taken once");
+    VML_CHECK(dmn_lease_acquire_batch(reg, res, 1, other, NULL, &err) == 0 &&
+              other->nholdings == 1, "... and again in a later batch: still one holding");
+    res[1] = (vml_ext_resource2){ .lockspace = dir, .name = "s", .disk = "/d/s", .flags = 0 };
     VML_CHECK(dmn_lease_acquire_batch(reg, res, 2, other, NULL, &err) < 0 &&
-              err.code == VIR_ERR_RESOURCE_BUSY && other->nholdings == 0,
-              "an exclusive resource twice in one batch conflicts");
+              other->nholdings == 1 && dmn_lockspaces_find_lease(reg, dir, "x") != NULL,
+              "a failed batch naming a resource held before it leaves that one held");
+    VML_CHECK(dmn_lease_release(reg, ls, "x", (unsigned int)other->pid, NULL, &err) == 0 &&
+              other->nholdings == 0 && dmn_lockspaces_find_lease(reg, dir, "x") == NULL,
+              "one release frees it, however often it was granted");
     acquires = reg->acquires;
     res[0] = (vml_ext_resource2){ .lockspace = dir, .name = "a", .disk = "/d/a",
                                  .flags = VML_LS_ACQUIRE_AUTOCREATE };
@@ -700,6 +732,58 @@ static void test_kill(void)
     dmn_owners_remove(owners, owner);
 }
 
+/*
+ * The lease check verifies locks in a forked probe that shares every lease's open file
+ * description.  A lease released after the fork must stay free: the probe used to
+ * re-assert a lock it did not find, which locked the file again until the probe exited,
+ * and the daemon's next acquisition was refused as busy (issue 3's "spurious busy").
+ */
+static void test_verify_in_probe(dmn_owner *me)
+{
+    char dir[256], path[300];
+    dmn_lockspace *ls = NULL;
+    dmn_holding *h = NULL;
+    dmn_lease *lease;
+    vml_error err;
+    int go[2], verdict[2];
+    signed char rc = -9;
+    pid_t probe;
+
+    snprintf(dir, sizeof(dir), "%s/ls-probe", tmpdir);
+    snprintf(path, sizeof(path), "%s/lease", dir);
+    if (!VML_CHECK(dmn_lockspaces_add(reg, dir, &ls, &err) == 0 &&
+                   acquire(reg, ls, "lease", NULL, VML_LS_ACQUIRE_AUTOCREATE, me, 0, &h,
+                           &err) == 0 && pipe(go) == 0 && pipe(verdict) == 0,
+                   "a lease for the probe test"))
+        return;
+    lease = dmn_lockspaces_find_lease(reg, dir, "lease");
+    VML_CHECK(lease != NULL && dmn_lease_verify_lock(lease->fd, false) == 0,
+              "a held lock is verified from fdinfo");
+    probe = fork();
+    if (probe == 0) {
+        char c;
+
+        close(go[1]);
+        if (read(go[0], &c, 1) == 1)
+            rc = (signed char)dmn_lease_verify_lock(lease->fd, false);
+        if (write(verdict[1], &rc, 1) != 1)
+            _exit(1);
+        while (read(go[0], &c, 1) > 0)      /* keep the description until told */
+            ;
+        _exit(0);
+    }
+    close(go[0]);
+    close(verdict[1]);
+    VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, NULL, &err) == 0,
+              "the daemon releases it after the probe forked");
+    VML_CHECK(write(go[1], "x", 1) == 1 && read(verdict[0], &rc, 1) == 1 && rc == 2,
+              "the probe finds it not held on a local filesystem (and takes nothing)");
+    VML_CHECK(lockable_now(path) == 1, "the file is free while the probe still lives");
+    close(go[1]);
+    close(verdict[0]);
+    waitpid(probe, NULL, 0);
+}
+
 int main(void)
 {
     vml_error err;
@@ -732,6 +816,7 @@ int main(void)
     test_generations(me, other, twin_pid);
     test_owners();
     test_kill();
+    test_verify_in_probe(me);
 
     dmn_lockspaces_free(reg);
     dmn_owners_free(owners);
