@@ -569,9 +569,11 @@ static char *own_executable(void)
     return strdup(path);
 }
 
-/* Continue the daemon of the previous image from its handover: LOUD failure or serving. */
+/* Continue the daemon of the previous image from its handover: LOUD failure or serving.
+ * keeper_configured: keeper_sock_path was set in the config file (else it is derived from
+ * the pid file). */
 static int run_from_handover(const options *opts, dmn_config *cfg, dmn_server_options *sopts,
-                             int *pid_fd)
+                             bool privileged, bool keeper_configured, int *pid_fd)
 {
     vml_handover ho;
     vml_error err = { 0 };
@@ -590,6 +592,20 @@ static int run_from_handover(const options *opts, dmn_config *cfg, dmn_server_op
                  cfg->pid_file);
     free(cfg->pid_file);
     cfg->pid_file = strdup(ho.pid_file);
+    if (cfg->pid_file == NULL) {
+        vml_error_set_errno(&err, VIR_FROM_RPC, ENOMEM, "cannot keep the pid file");
+        goto out;
+    }
+    /* A keeper socket derived from the pid file follows the pid file actually kept: a
+     * relative --pid-file, replayed by the re-exec, now names a file in / (the daemon's
+     * directory), and a keeper restarted there would be lost to the next daemon. */
+    if (!keeper_configured) {
+        free(cfg->keeper_sock_path);
+        cfg->keeper_sock_path = NULL;
+        if (dmn_config_resolve_paths(cfg, privileged, &err) < 0)
+            goto out;
+        sopts->keeper_path = cfg->keeper_sock_path;
+    }
     sopts->pid_file = cfg->pid_file;
     sopts->pid_file_fd = *pid_fd;
     if (dmn_server_restore(sopts, &ho, &server, &err) < 0)
@@ -628,6 +644,7 @@ int main(int argc, char **argv)
     char *outputs = NULL;
     char *exe = NULL;
     bool privileged = geteuid() == 0;
+    bool keeper_configured = false;
     int pid_fd = -1;
     int exit_code = 1;
     int rc;
@@ -649,6 +666,7 @@ int main(int argc, char **argv)
     }
     if (dmn_config_load_file(&cfg, config_file, opts.config_file == NULL, &err) < 0)
         goto out;
+    keeper_configured = cfg.keeper_sock_path != NULL;
     if (opts.pid_file != NULL && (cfg.pid_file = absolute_path(opts.pid_file)) == NULL) {
         vml_error_set_errno(&err, VIR_FROM_CONF, errno != 0 ? errno : ENOMEM,
                             "cannot resolve pid file %s", opts.pid_file);
@@ -686,7 +704,8 @@ int main(int argc, char **argv)
         if (install_signals(&err) < 0)
             goto out;
         raise_fd_limit();
-        exit_code = run_from_handover(&opts, &cfg, &sopts, &pid_fd);
+        exit_code = run_from_handover(&opts, &cfg, &sopts, privileged, keeper_configured,
+                                      &pid_fd);
         goto out;
     }
     if (take_activation_fds(&sopts.main_fd, &sopts.admin_fd, &err) < 0)

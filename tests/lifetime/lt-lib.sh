@@ -123,3 +123,20 @@ lt_hammer_never_granted() {
     fi
     tap_ok "$2 ($LT_HAMMER_RESULT)"
 }
+
+# lt_locked_elsewhere FILE: true when another process holds a lock on byte 0 of FILE (a POSIX
+# lock attempt from this separate process conflicts with the daemon's or keeper's OFD lock).
+lt_locked_elsewhere() {
+    "$VML_PYTHON" -c 'import errno,fcntl,os,sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+except OSError as e:
+    sys.exit(0 if e.errno in (errno.EAGAIN, errno.EACCES) else 2)
+sys.exit(1)' "$1"
+}
+
+# lt_log_has TEXT: the daemon's log has a line containing TEXT (else a diagnostic).
+lt_log_has() {
+    grep -qF -- "$1" "$VML_DAEMON_LOG" || { diag "not in the log: $1"; return 1; }
+}

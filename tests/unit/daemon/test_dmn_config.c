@@ -1,4 +1,6 @@
 /* test_dmn_config.c: unit tests of vmlockd.conf handling: defaults, every key, bad input naming FILE:LINE, paths, the --test-config dump. */
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +300,30 @@ static void test_print(void)
     dmn_config_clear(&cfg);
 }
 
+/* Unprivileged, with neither XDG_CONFIG_HOME nor HOME usable: the passwd entry's home. */
+static void test_default_file_passwd(void)
+{
+    const struct passwd *pw = getpwuid(geteuid());
+    vml_error err;
+    char *file = NULL;
+    char want[PATH_MAX + 64];
+
+    setenv("XDG_CONFIG_HOME", "relative/cfg", 1);
+    setenv("HOME", "relative/home", 1);
+    if (pw == NULL) {
+        printf("ok %u # SKIP no passwd entry for uid %u\n", ++vml_test_count,
+               (unsigned int)geteuid());
+    } else {
+        snprintf(want, sizeof(want), "%s/.config/libvirt/vmlockd.conf", pw->pw_dir);
+        VML_CHECK(dmn_config_default_file(false, &file, &err) == 0,
+                  "relative XDG_CONFIG_HOME and HOME: a default file is still found");
+        VML_CHECK_STR(file, want, "... below the home directory of the passwd entry");
+        free(file);
+    }
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("HOME");
+}
+
 int main(void)
 {
     test_lifetime_keys();
@@ -307,5 +333,6 @@ int main(void)
     test_files();
     test_paths();
     test_print();
+    test_default_file_passwd();
     return vml_test_done();
 }

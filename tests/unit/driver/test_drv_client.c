@@ -443,6 +443,71 @@ static void test_spawn(const char *self)
     unsetenv("XDG_RUNTIME_DIR");
 }
 
+/* virtlockd: an undo that fails is logged and the other undos still run; the caller gets
+ * the error that failed the acquire, not the undo's. */
+static void test_virtlockd_undo_failure(void)
+{
+    vml_ls_owner owner = test_owner();
+    vml_ext_resource2 three[] = {
+        res("/ls", "notheld-a", "/img/a", 2),
+        res("/ls", "b", "/img/b", 2),
+        res("/ls", "busy-c", "/img/c", 2),
+    };
+    fake_daemon fake;
+    vml_error err;
+
+    if (!VML_CHECK(fake_daemon_start(&fake, tmpdir, "virtlockd-undo", FAKE_VIRTLOCKD) == 0,
+                   "fake virtlockd starts"))
+        return;
+    drv_client_forget_peer();
+    vml_error_clear(&err);
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, three, 3,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0,
+              "virtlockd: a busy third resource fails the acquire");
+    check_log(&fake, "NOPROG 1\nNOPROG 1\nREGISTER vm1 7 1234\nACQUIRE /ls notheld-a 2\n"
+                     "ACQUIRE /ls b 2\nACQUIRE /ls busy-c 2\nRELEASE /ls b 0\n"
+                     "RELEASE /ls notheld-a 0\n",
+              "... every undo is tried, newest first, although one of them fails");
+    VML_CHECK(err.code == VIR_ERR_RESOURCE_BUSY &&
+              strstr(err.message, "'busy-c' is locked (disk '/img/c')") != NULL,
+              "... and the caller gets the busy error, not the undo's");
+    fake_daemon_stop(&fake);
+}
+
+/* More resources than the protocol allows are refused before anything is sent. */
+static void test_too_many_resources(void)
+{
+    vml_ls_owner owner = test_owner();
+    size_t count = VML_EXT_BATCH_MAX + 1;
+    vml_ext_resource2 *many = calloc(count, sizeof(*many));
+    fake_daemon fake;
+    vml_error err;
+    char want[128];
+
+    if (many == NULL ||
+        !VML_CHECK(fake_daemon_start(&fake, tmpdir, "many", FAKE_VMLOCKD) == 0,
+                   "fake vmlockd starts")) {
+        free(many);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        many[i] = res("/ls", "r", "/img/r", VML_LS_ACQUIRE_AUTOCREATE);
+    drv_client_forget_peer();
+    vml_error_clear(&err);
+    snprintf(want, sizeof(want), "a domain may have at most %d lock resources, not %zu",
+             VML_EXT_BATCH_MAX, count);
+    VML_CHECK(drv_client_acquire(fake.sock_path, &owner, many, count,
+                                 VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) < 0 &&
+              err.code == VIR_ERR_CONFIG_UNSUPPORTED && strstr(err.message, want) != NULL,
+              "an acquire of more than VML_EXT_BATCH_MAX resources is refused, saying so");
+    vml_error_clear(&err);
+    VML_CHECK(drv_client_release(fake.sock_path, &owner, many, count, NULL, &err) < 0 &&
+              strstr(err.message, want) != NULL, "... and so is such a release");
+    check_log(&fake, "", "... before anything reaches the daemon");
+    fake_daemon_stop(&fake);
+    free(many);
+}
+
 /* Outside libvirt (no virReportErrorHelper in this executable) errors go to stderr. */
 static void test_error_without_libvirt(void)
 {
@@ -492,6 +557,8 @@ int main(int argc, char **argv)
     test_register();
     test_virtlockd_fallback();
     test_generations();
+    test_virtlockd_undo_failure();
+    test_too_many_resources();
     test_spawn(self);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
