@@ -179,9 +179,10 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
 /*
  * Unlock explicitly, then close: a duplicate the keeper still holds must not keep the lock
  * (it shares the open file description).  An unlock that keeps failing leaves the lock to
- * the last close: ours now, the keeper's once it handles the DROP queued for it.
+ * the last close: ours now, the keeper's once it handles the DROP queued for it, which then
+ * must not wait in a batch (journal->drops_urgent).
  */
-static void unlock_and_close(int fd)
+static void unlock_and_close(dmn_journal *journal, int fd)
 {
     struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
     int attempt;
@@ -192,6 +193,7 @@ static void unlock_and_close(int fd)
         if (attempt == UNLOCK_ATTEMPTS) {
             VML_ERROR("cannot unlock descriptor %d: %s; the lock goes when the keeper closes "
                       "its copy", fd, strerror(errno));
+            journal->drops_urgent = true;
             break;
         }
     }
@@ -1245,7 +1247,7 @@ static void lease_unlock(dmn_lockspaces *reg, dmn_lease *lease)
             VML_WARN("cannot remove lease file %s: %s", lease->path, strerror(errno));
     }
     fd = journal_leave(reg, lease);
-    unlock_and_close(fd);
+    unlock_and_close(&reg->journal, fd);
 }
 
 /* Take the lease out of every index and the list and free it: its descriptor (if still

@@ -43,7 +43,16 @@ typedef struct listener {
     ino_t ino;
     unsigned int max_clients;
     unsigned int nclients;
+    /* After accept4() failed for a reason that does not go away by itself (ENOMEM, ENOBUFS,
+     * EMFILE without a spare descriptor...): not polled until then (monotonic ms, 0 = no
+     * pause), or the level-triggered listener would spin the loop at 100 % CPU. */
+    int64_t paused_until_ms;
+    unsigned int failures;      /* consecutive failed accepts, for the log */
 } listener;
+
+/* How long a listener rests after a failed accept: short enough that a client waiting in the
+ * backlog is served soon after the shortage ends. */
+#define ACCEPT_BACKOFF_MS 100
 
 /*
  * One connection.  in[0..in_len) holds what was read and not yet dispatched, starting at a
@@ -578,6 +587,7 @@ static bool accept_one(dmn_server *s, listener *l)
     struct ucred cred;
     socklen_t len = sizeof(cred);
     dmn_client *c;
+    int saved_errno;
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (fd < 0) {
@@ -590,14 +600,29 @@ static bool accept_one(dmn_server *s, listener *l)
                       socket_name(l->kind));
             close(s->reserve_fd);
             fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+            saved_errno = errno;
             if (fd >= 0)
                 close(fd);
             s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            return false;
+            if (fd >= 0)
+                return false;
+            errno = saved_errno;
+            /* Still failing with the spare descriptor freed: rest, as below. */
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            VML_ERROR("accept on the %s socket failed: %s", socket_name(l->kind), strerror(errno));
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            /* Logged on the first failure and then every 100th: the pause repeats. */
+            if (l->failures++ % 100 == 0)
+                VML_ERROR("accept on the %s socket failed: %s; not accepting for %d ms "
+                          "(%u failure(s) in a row)", socket_name(l->kind), strerror(errno),
+                          ACCEPT_BACKOFF_MS, l->failures);
+            l->paused_until_ms = monotonic_ms() + ACCEPT_BACKOFF_MS;
+        }
         return false;
+    }
+    if (l->failures > 0) {
+        VML_INFO("accepting on the %s socket again after %u failure(s)", socket_name(l->kind),
+                 l->failures);
+        l->failures = 0;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
         VML_WARN("refusing a client: cannot read its credentials: %s", strerror(errno));
@@ -693,6 +718,13 @@ static int poll_timeout(const dmn_server *s, int64_t now)
         int64_t drops = 0;
         if (dmn_keeper_next_deadline(s->keeper, &drops) && (!have || drops < deadline)) {
             deadline = drops;
+            have = true;
+        }
+    }
+    for (size_t i = 0; i < 2; i++) {
+        int64_t resume = s->listeners[i].paused_until_ms;
+        if (resume != 0 && (!have || resume < deadline)) {
+            deadline = resume;
             have = true;
         }
     }
@@ -1073,8 +1105,14 @@ int dmn_server_run(dmn_server *s, vml_error *err)
         }
         if (dmn_keeper_fd(s->keeper) >= 0)
             add_slot(s, &n, dmn_keeper_fd(s->keeper), POLLIN, SLOT_KEEPER, NULL);
-        for (size_t i = 0; i < 2; i++)
-            add_slot(s, &n, s->listeners[i].fd, POLLIN, SLOT_LISTENER, &s->listeners[i]);
+        for (size_t i = 0; i < 2; i++) {
+            listener *l = &s->listeners[i];
+
+            if (l->paused_until_ms != 0 && monotonic_ms() >= l->paused_until_ms)
+                l->paused_until_ms = 0;
+            if (l->paused_until_ms == 0)
+                add_slot(s, &n, l->fd, POLLIN, SLOT_LISTENER, l);
+        }
         buffered = false;
         for (dmn_client *c = s->clients_head; c != NULL; c = c->next) {
             /* A deferred CHECK_NOW reads nothing more until answered; hangups still show. */
