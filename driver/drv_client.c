@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,6 +496,207 @@ int drv_client_register(const char *sock_path, const vml_ls_owner *owner, bool r
     return ret;
 }
 
+/* ---- the persistent connection (libvirtd only) ---- */
+
+/*
+ * One connection per socket path, kept by the process that enabled it (shared_home_pid,
+ * libvirtd) across operations: it saves socket/connect/accept/SO_PEERCRED/close and two of
+ * the daemon's four wake-ups per pause/resume cycle (docs/performance.md).  To the daemon it
+ * is an ordinary main-socket client of libvirtd's pid: never registered (every procedure
+ * used on it names its owner in its arguments), never restricted, one of max_clients.
+ *
+ * Fork safety: a child libvirt forks (the start hook) may be forked while another thread
+ * holds an entry's lock, and shares the descriptor.  It must neither wait for that lock nor
+ * write to the connection: every entry point compares getpid() with shared_home_pid before
+ * touching the list or a lock, and a child (another pid) opens its own connections as
+ * before.  The descriptor is close-on-exec (vml_client_connect), so QEMU never inherits it;
+ * a child that exits without exec closes its copy, which the daemon does not see as EOF
+ * while libvirtd's copy lives.
+ *
+ * Threads: list_lock guards the list (entries live until drv_client_shared_close_all); an
+ * entry's lock is held for the whole of one operation (one call at a time on a connection,
+ * as the protocol has one outstanding call per connection).  It is only ever try-locked: a
+ * thread that finds it busy uses a connection of its own for that call, so a slow call
+ * (say, a lease on a hung NFS server) never stalls the other domains.
+ */
+typedef struct shared_conn {
+    struct shared_conn *next;
+    char *sock_path;
+    pthread_mutex_t lock;
+    vml_client client;          /* fd -1 while not connected */
+} shared_conn;
+
+static pthread_mutex_t shared_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_conn *shared_list;
+static pid_t shared_home_pid;   /* 0: disabled; atomic */
+
+void drv_client_shared_enable(void)
+{
+    __atomic_store_n(&shared_home_pid, getpid(), __ATOMIC_RELEASE);
+}
+
+void drv_client_shared_close_all(void)
+{
+    pid_t home = __atomic_exchange_n(&shared_home_pid, 0, __ATOMIC_ACQ_REL);
+    shared_conn *list;
+
+    if (home == 0 || home != getpid())
+        return;     /* never enabled here, or a forked child: the parent's, not ours */
+    pthread_mutex_lock(&shared_list_lock);
+    list = shared_list;
+    shared_list = NULL;
+    pthread_mutex_unlock(&shared_list_lock);
+    while (list != NULL) {
+        shared_conn *next = list->next;
+
+        /* drvDeinit comes after the last operation: nobody holds the entry's lock. */
+        vml_client_close(&list->client);
+        pthread_mutex_destroy(&list->lock);
+        free(list->sock_path);
+        free(list);
+        list = next;
+    }
+}
+
+/*
+ * The persistent connection to sock_path, locked, or NULL when this call must open its own
+ * (not enabled, a forked child, busy, out of memory).  Release with shared_put.
+ */
+static shared_conn *shared_get(const char *sock_path)
+{
+    pid_t home = __atomic_load_n(&shared_home_pid, __ATOMIC_ACQUIRE);
+    shared_conn *e;
+
+    if (home == 0 || home != getpid())
+        return NULL;
+    pthread_mutex_lock(&shared_list_lock);
+    for (e = shared_list; e != NULL; e = e->next) {
+        if (strcmp(e->sock_path, sock_path) == 0)
+            break;
+    }
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e != NULL && (e->sock_path = strdup(sock_path)) == NULL) {
+            free(e);
+            e = NULL;
+        }
+        if (e != NULL) {
+            pthread_mutex_init(&e->lock, NULL);
+            e->client.fd = -1;
+            e->next = shared_list;
+            shared_list = e;
+        }
+    }
+    pthread_mutex_unlock(&shared_list_lock);
+    if (e == NULL || pthread_mutex_trylock(&e->lock) != 0)
+        return NULL;
+    return e;
+}
+
+static void shared_put(shared_conn *e)
+{
+    pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * Whether a failed call broke before the daemon sent any reply byte: sending failed with
+ * EPIPE or ECONNRESET (nothing read yet), or reading the reply's length word found EOF or
+ * ECONNRESET.  (vml_client_call reports EOF inside the 4-byte length word the same way as
+ * EOF before it; the daemon writes each reply as one frame with one send, so a reply cut
+ * inside its first 4 bytes means it died mid-send, and the resend below is safe in that
+ * case too: see run_shared.)  "truncated reply" (EOF after the length word) is not retried.
+ */
+static bool broke_before_reply(const vml_error *err)
+{
+    static const char *const prefixes[] = {
+        "cannot send to the lock daemon: ", "cannot read from the lock daemon: ",
+    };
+    const int errnos[] = { EPIPE, ECONNRESET };
+
+    if (err->domain != VIR_FROM_RPC)
+        return false;
+    if (err->code == VIR_ERR_RPC)
+        return strcmp(err->detail, "the lock daemon closed the connection") == 0;
+    if (err->code != VIR_ERR_SYSTEM_ERROR)
+        return false;
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
+        size_t len = strlen(prefixes[p]);
+
+        if (strncmp(err->detail, prefixes[p], len) != 0)
+            continue;
+        for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++) {
+            /* Reading gets ECONNRESET, never EPIPE. */
+            if ((p == 0 || errnos[i] == ECONNRESET) &&
+                strcmp(err->detail + len, strerror(errnos[i])) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* One operation on a connection: 0/-1, or 1 (acquire/release: the daemon is virtlockd). */
+typedef int (*conn_op)(vml_client *client, void *ctx, vml_error *err);
+
+/*
+ * Run op on the persistent connection e (connecting it first when it is not).  A transport
+ * failure closes it (the next operation connects again, starting a per-user daemon if need
+ * be, see drv_client_connect).  When a connection that was already open broke before any
+ * reply byte, the operation is sent once more on a new connection.
+ *
+ * Why resending is safe.  A reused connection may have been closed by the daemon at any time
+ * (it was restarted, re-exec'd without its clients, or crashed), and we learn it only when
+ * the call fails; the call then may or may not have reached the daemon, and may or may not
+ * have been carried out.  Each operation sent here gives the same result whether it was
+ * carried out once or twice, so the resend is the answer to the call:
+ *   - BATCH_ACQUIRE (versions 1 and 2) of the same owner and modes: a lease the owner
+ *     already holds in that mode is granted as it stands, generation unchanged, and an
+ *     expected generation still passes (the daemon accepts generations of the owner's own
+ *     run: daemon invariant 7, dmn_lockspace.c check_expected); a batch refused the first
+ *     time took nothing (all or nothing) and is simply decided again.  A daemon that
+ *     restarted meanwhile has forgotten the first call entirely (and maybe the lockspaces:
+ *     acquire_batch in vmlockd_driver.c registers them again on "does not exist").
+ *   - BATCH_RELEASE: if the first one was carried out, the second finds nothing held and
+ *     fails with "not locked", an error drvRelease already handles (a second release of a
+ *     pause; otherwise it is reported, and the leases are free as asked).  Nothing else of
+ *     the owner can be released by it: libvirt runs one job per domain at a time.
+ *   - INQUIRE only reads; CREATE_LOCKSPACE is idempotent.
+ * REGISTER is never sent here (it binds a connection to an owner: the start hook and the
+ * virtlockd fallback keep a connection per call) and nothing else is resent: an operation
+ * that failed on a connection it just opened, or after reply bytes arrived, reports its
+ * error.  Only one resend: a daemon that closes again (it drops that request) is reported.
+ */
+static int run_shared(shared_conn *e, const char *sock_path, conn_op op, void *ctx,
+                      vml_error *err)
+{
+    bool reused = e->client.fd >= 0;
+    vml_error call_err;
+    int rc;
+
+    if (!reused && drv_client_connect(&e->client, sock_path, err) < 0)
+        return -1;
+    vml_error_clear(&call_err);
+    rc = op(&e->client, ctx, &call_err);
+    if (rc < 0 && is_transport_error(&call_err)) {
+        vml_client_close(&e->client);
+        drv_client_forget_peer();   /* maybe a restarted (replaced) daemon */
+        if (reused && broke_before_reply(&call_err)) {
+            VML_INFO("the connection to the lock daemon at '%s' broke (%s): reconnecting and "
+                     "sending the request again", sock_path, call_err.detail);
+            if (drv_client_connect(&e->client, sock_path, err) < 0)
+                return -1;
+            vml_error_clear(&call_err);
+            rc = op(&e->client, ctx, &call_err);
+            if (rc < 0 && is_transport_error(&call_err)) {
+                vml_client_close(&e->client);
+                drv_client_forget_peer();
+            }
+        }
+    }
+    if (rc < 0 && err != NULL)
+        *err = call_err;
+    return rc;
+}
+
 /* Every generation unknown (the daemon cannot tell). */
 static void clear_generations(vml_ext_generation *gens, size_t count)
 {
@@ -502,17 +704,62 @@ static void clear_generations(vml_ext_generation *gens, size_t count)
         memset(gens, 0, count * sizeof(gens[0]));
 }
 
+/* The arguments of a batch operation, for run_shared. */
+typedef struct batch_ctx {
+    int proc;
+    const vml_ls_owner *owner;
+    const vml_ext_resource2 *resources;
+    size_t count;
+    virDomainLockFailureAction action;
+    const char *uri;
+    vml_ext_generation *gens;
+} batch_ctx;
+
+static int op_batch(vml_client *client, void *opaque, vml_error *err)
+{
+    const batch_ctx *c = opaque;
+
+    clear_generations(c->gens, c->count);
+    return try_batch(client, c->proc, c->owner, c->resources, c->count, c->action, c->uri,
+                     c->gens, err);
+}
+
+/*
+ * The batch on the persistent connection: 0/-1, or 1 when this call must use a connection
+ * of its own (none to be had, or the daemon turned out to be virtlockd, whose per-resource
+ * fallback needs a connection registered to the owner: the persistent one is closed).
+ */
+static int shared_batch(const char *sock_path, const batch_ctx *ctx, vml_error *err)
+{
+    shared_conn *e;
+    int rc;
+
+    if (drv_client_peer_is_virtlockd() || (e = shared_get(sock_path)) == NULL)
+        return 1;
+    rc = run_shared(e, sock_path, op_batch, (void *)ctx, err);
+    if (rc == 1)
+        vml_client_close(&e->client);
+    shared_put(e);
+    return rc;
+}
+
 int drv_client_acquire(const char *sock_path, const vml_ls_owner *owner,
                        const vml_ext_resource2 *resources, size_t count,
                        virDomainLockFailureAction action, const char *uri,
                        vml_ext_generation *gens, vml_error *err)
 {
+    batch_ctx ctx = { .proc = VML_EXT_PROC_BATCH_ACQUIRE, .owner = owner,
+                      .resources = resources, .count = count, .action = action, .uri = uri,
+                      .gens = gens };
     vml_client client = { .fd = -1 };
     vml_ext_resource *v1 = NULL;
     int ret = -1;
     int rc;
 
     clear_generations(gens, count);
+    rc = shared_batch(sock_path, &ctx, err);
+    if (rc != 1)
+        return rc;
     if (drv_client_connect(&client, sock_path, err) < 0)
         goto out;
     rc = try_batch(&client, VML_EXT_PROC_BATCH_ACQUIRE, owner, resources, count, action, uri,
@@ -533,12 +780,18 @@ int drv_client_release(const char *sock_path, const vml_ls_owner *owner,
                        const vml_ext_resource2 *resources, size_t count,
                        vml_ext_generation *gens, vml_error *err)
 {
+    batch_ctx ctx = { .proc = VML_EXT_PROC_BATCH_RELEASE, .owner = owner,
+                      .resources = resources, .count = count,
+                      .action = VIR_DOMAIN_LOCK_FAILURE_DEFAULT, .uri = NULL, .gens = gens };
     vml_client client = { .fd = -1 };
     vml_ext_resource *v1 = NULL;
     int ret = -1;
     int rc;
 
     clear_generations(gens, count);
+    rc = shared_batch(sock_path, &ctx, err);
+    if (rc != 1)
+        return rc;
     if (drv_client_connect(&client, sock_path, err) < 0)
         goto out;
     rc = try_batch(&client, VML_EXT_PROC_BATCH_RELEASE, owner, resources, count,
@@ -555,47 +808,78 @@ int drv_client_release(const char *sock_path, const vml_ls_owner *owner,
     return ret;
 }
 
+/* INQUIRE (version 2) on client; an unknown program leaves every generation unknown. */
+static int op_inquire(vml_client *client, void *opaque, vml_error *err)
+{
+    const batch_ctx *c = opaque;
+    vml_error call_err;
+
+    clear_generations(c->gens, c->count);
+    vml_error_clear(&call_err);
+    if (call_batch2(client, VML_EXT_PROC_INQUIRE, c->owner, c->resources, c->count,
+                    VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, c->gens, &call_err) == 0)
+        return 0;
+    if (!is_unknown_program(&call_err)) {
+        if (err != NULL)
+            *err = call_err;
+        return -1;
+    }
+    /* virtlockd or an older vmlockd: no generations to report (the next batch tells
+     * which of the two it is). */
+    remember_peer(PEER_V1);
+    clear_generations(c->gens, c->count);
+    return 0;
+}
+
 int drv_client_inquire(const char *sock_path, const vml_ls_owner *owner,
                        const vml_ext_resource2 *resources, size_t count,
                        vml_ext_generation *gens, vml_error *err)
 {
+    batch_ctx ctx = { .proc = VML_EXT_PROC_INQUIRE, .owner = owner, .resources = resources,
+                      .count = count, .action = VIR_DOMAIN_LOCK_FAILURE_DEFAULT, .uri = NULL,
+                      .gens = gens };
     vml_client client = { .fd = -1 };
-    vml_error call_err;
+    shared_conn *e;
     int ret = -1;
 
     clear_generations(gens, count);
     if (count == 0 || drv_client_peer_is_virtlockd() || drv_client_peer_is_v1())
         return 0;
+    if ((e = shared_get(sock_path)) != NULL) {
+        ret = run_shared(e, sock_path, op_inquire, &ctx, err);
+        shared_put(e);
+        return ret;
+    }
     if (drv_client_connect(&client, sock_path, err) < 0)
         goto out;
-    vml_error_clear(&call_err);
-    if (call_batch2(&client, VML_EXT_PROC_INQUIRE, owner, resources, count,
-                    VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, gens, &call_err) < 0) {
-        if (!is_unknown_program(&call_err)) {
-            if (err != NULL)
-                *err = call_err;
-            goto out;
-        }
-        /* virtlockd or an older vmlockd: no generations to report (the next batch tells
-         * which of the two it is). */
-        remember_peer(PEER_V1);
-        clear_generations(gens, count);
-    }
-    ret = 0;
+    ret = op_inquire(&client, &ctx, err);
  out:
     vml_client_close(&client);
     return ret;
 }
 
+static int op_create_lockspace(vml_client *client, void *opaque, vml_error *err)
+{
+    vml_ls_create_lockspace_args args = { .path = opaque };
+
+    return call_void(client, VML_LS_PROGRAM, VML_LS_PROC_CREATE_LOCKSPACE,
+                     (xdrproc_t)xdr_vml_ls_create_lockspace_args, &args, err);
+}
+
 int drv_client_create_lockspace(const char *sock_path, const char *dir, vml_error *err)
 {
     vml_client client = { .fd = -1 };
-    vml_ls_create_lockspace_args args = { .path = (char *)dir };
+    shared_conn *e;
     int ret = -1;
 
+    /* Not while the daemon is known to be virtlockd: the persistent connection is vmlockd's. */
+    if (!drv_client_peer_is_virtlockd() && (e = shared_get(sock_path)) != NULL) {
+        ret = run_shared(e, sock_path, op_create_lockspace, (void *)dir, err);
+        shared_put(e);
+        return ret;
+    }
     if (drv_client_connect(&client, sock_path, err) < 0 ||
-        call_void(&client, VML_LS_PROGRAM, VML_LS_PROC_CREATE_LOCKSPACE,
-                  (xdrproc_t)xdr_vml_ls_create_lockspace_args, &args, err) < 0)
+        op_create_lockspace(&client, (void *)dir, err) < 0)
         goto out;
     ret = 0;
  out:

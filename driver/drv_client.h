@@ -10,12 +10,28 @@
 #include "vml_wire.h"
 
 /*
- * Every function opens its own connection to sock_path and closes it before returning (as
- * lockd does), so nothing here outlives a call except the holder descriptor handed to QEMU.
+ * Connections.  drv_client_register (the start hook) always opens its own connection: in
+ * the child libvirt forks, it becomes QEMU's holder connection.  The other calls against
+ * vmlockd (drv_client_acquire, _release, _inquire, _create_lockspace) reuse one persistent
+ * connection per socket path once drv_client_shared_enable() was called, but only in the
+ * process that called it (libvirtd; a forked child gets getpid() != that pid and never
+ * touches the connection nor its lock) and only while no other thread is using it (a busy
+ * connection is not waited for: that call opens its own, as lockd does).  Against virtlockd
+ * (whose REGISTER binds a connection to one owner) every call has its own connection.
  * Connection errors name sock_path.  When the process is unprivileged and nothing listens
  * on sock_path, the daemon is started first (see drv_client_connect).  All arguments are
  * borrowed.
  */
+
+/*
+ * Let the calling process (libvirtd, at drvInit) keep one connection per socket path.  The
+ * descriptors are close-on-exec, so QEMU never inherits them.
+ */
+void drv_client_shared_enable(void);
+
+/* drvDeinit: close every persistent connection (in the process that opened them only) and
+ * go back to one connection per call. */
+void drv_client_shared_close_all(void);
 
 /*
  * Connect to sock_path.  Unprivileged callers (geteuid() != 0) whose connect fails with

@@ -144,7 +144,11 @@ static int vmlockd_init(unsigned int version, const char *configFile, unsigned i
         ret = 0;
         goto out;
     }
+    /* This process (libvirtd) keeps one connection to the daemon from here on; its forked
+     * children (the start hook) never use it (drv_client.h). */
+    drv_client_shared_enable();
     if (drv_config_load(configFile, &config, &err) < 0 || create_lockspaces(config, &err) < 0) {
+        drv_client_shared_close_all();
         pthread_mutex_unlock(&init_lock);
         goto out;
     }
@@ -172,6 +176,8 @@ static int vmlockd_deinit(void)
         __atomic_store_n(&active_config, NULL, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&init_lock);
+    if (config != NULL)
+        drv_client_shared_close_all();  /* the last user: the daemon sees this client go */
     drv_config_free(config);
     return 0;
 }

@@ -16,28 +16,67 @@
 #include "vml_wire.h"
 
 static int log_fd = -1;
+/* The connection log (fake_daemon.h) and this connection's id (the serving child's pid). */
+static int conns_fd = -1;
+static long conn_id;
 /* Exists while the fake "forgot" its lockspaces; a file, since every connection is served by
  * its own process. */
 static char forgotten_path[300];
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void conn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void log_line(const char *fmt, ...)
+/* Format one line (newline added) and append it to fd with one write. */
+static void write_line(int fd, const char *fmt, va_list ap)
 {
     char line[8192];
-    va_list ap;
     int n;
 
-    va_start(ap, fmt);
+    if (fd < 0)
+        return;
     n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
-    if (write(log_fd, line, (size_t)n) < 0)
+    if (write(fd, line, (size_t)n) < 0)
         _exit(3);
+}
+
+static void append_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append_line(int fd, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    write_line(fd, fmt, ap);
+    va_end(ap);
+}
+
+/* One line of the connection log. */
+static void conn_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    write_line(conns_fd, fmt, ap);
+    va_end(ap);
+}
+
+/* One call: its line in the main log, and the same line under the connection's id in the
+ * connection log (written first). */
+static void log_line(const char *fmt, ...)
+{
+    char text[8000];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    conn_log("%ld %s", conn_id, text);
+    append_line(log_fd, "%s", text);
 }
 
 static int read_full(int fd, unsigned char *buf, size_t len)
@@ -249,6 +288,16 @@ static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char 
     if (used < sizeof(line) && args.uri[0] != '\0')
         used += (size_t)snprintf(line + used, sizeof(line) - used, " uri=%s", args.uri);
     log_line("%s", line);
+    for (u_int i = 0; i < args.resources.resources_len; i++) {
+        const char *name = args.resources.resources_val[i].name;
+
+        if (has_prefix(name, "slow"))
+            usleep(300 * 1000);
+        if (has_prefix(name, "drop")) {
+            xdr_free((xdrproc_t)xdr_vml_ext_batch2_args, (char *)&args);
+            return 1;
+        }
+    }
     if (unknown != NULL) {
         snprintf(detail, sizeof(detail), "Lockspace for path %s does not exist", unknown);
         rc = reply_error(fd, hdr, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR, detail);
@@ -357,8 +406,15 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int listen_fd;
 
+    char conns_path[300];
+
     alarm(60);
+    /* Its own process group, which the connection children join: fake_daemon_stop kills
+     * them all, as a daemon that dies drops every connection. */
+    setpgid(0, 0);
     snprintf(forgotten_path, sizeof(forgotten_path), "%s.forgotten", log_path);
+    snprintf(conns_path, sizeof(conns_path), "%s.conns", log_path);
+    conns_fd = open(conns_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGCHLD, SIG_IGN);   /* connection children reap themselves */
     log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -386,9 +442,17 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
         pid_t pid = fork();
 
         if (pid == 0) {
+            struct ucred cred;
+            socklen_t cred_len = sizeof(cred);
+
             alarm(60);
             close(listen_fd);
+            conn_id = (long)getpid();
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0)
+                cred.pid = 0;
+            conn_log("%ld ACCEPT %d", conn_id, (int)cred.pid);
             serve_client(fd, mode);
+            conn_log("%ld EOF", conn_id);
             _exit(0);
         }
         close(fd);
@@ -403,6 +467,16 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
 
     snprintf(fake->sock_path, sizeof(fake->sock_path), "%s/%s.sock", dir, name);
     snprintf(fake->log_path, sizeof(fake->log_path), "%s/%s.log", dir, name);
+    {
+        /* A restarted fake appends to the same connection log: start after its end. */
+        char *conns = NULL;
+        char conns_path[300];
+
+        snprintf(conns_path, sizeof(conns_path), "%s.conns", fake->log_path);
+        conns = fake_read_file(conns_path);
+        fake->conns_taken = strlen(conns);
+        free(conns);
+    }
     if (pipe2(ready, O_CLOEXEC) < 0)
         return -1;
     fflush(stdout);
@@ -436,6 +510,7 @@ void fake_daemon_stop(fake_daemon *fake)
 {
     if (fake->pid <= 0)
         return;
+    kill(-fake->pid, SIGKILL);     /* the fake and every connection it serves */
     kill(fake->pid, SIGKILL);
     while (waitpid(fake->pid, NULL, 0) < 0 && errno == EINTR)
         continue;
@@ -472,4 +547,26 @@ char *fake_daemon_take_log(fake_daemon *fake)
     if (truncate(fake->log_path, 0) < 0 && errno != ENOENT)
         perror("truncate");
     return text;
+}
+
+char *fake_daemon_take_conns(fake_daemon *fake)
+{
+    char path[300];
+    char *text;
+    char *rest;
+    size_t len;
+
+    /* Not truncated (a connection's line written between the read and a truncation would
+     * be lost): the caller gets what follows the lines taken before, whole lines only. */
+    snprintf(path, sizeof(path), "%s.conns", fake->log_path);
+    text = fake_read_file(path);
+    len = strlen(text);
+    if (fake->conns_taken > len)
+        fake->conns_taken = len;
+    while (len > fake->conns_taken && text[len - 1] != '\n')
+        len--;
+    rest = strndup(text + fake->conns_taken, len - fake->conns_taken);
+    fake->conns_taken = len;
+    free(text);
+    return rest;
 }

@@ -9,7 +9,9 @@
  * How the fake answers (by resource name prefix, so one test script drives every case):
  *   "busy..."     ACQUIRE_RESOURCE / BATCH_ACQUIRE: resource busy (VIR_FROM_LOCKSPACE)
  *   "notheld..."  RELEASE_RESOURCE / BATCH_RELEASE: resource busy "is not locked"
- *   "drop..."     any resource procedure: the connection is closed without a reply
+ *   "drop..."     any resource procedure (version 2 batches too): the connection is closed
+ *                 without a reply, after the call was logged
+ *   "slow..."     version 2 batches: the reply comes 300 ms after the call was logged
  *   "moved..."   BATCH_ACQUIRE (version 2) with an expected generation: refused as vmlockd
  *                 refuses a resume after another domain held the lease
  * everything else succeeds.  After fake_daemon_forget_lockspaces(), a version 2 BATCH_ACQUIRE
@@ -38,6 +40,7 @@ typedef struct fake_daemon {
     pid_t pid;
     char sock_path[256];
     char log_path[256];
+    size_t conns_taken;     /* bytes of the connection log already taken */
 } fake_daemon;
 
 /* Start a fake serving dir/name.sock, logging to dir/name.log; returns once it listens. */
@@ -53,7 +56,15 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
 /* Make the fake forget every lockspace, as a daemon restarted without its state has. */
 void fake_daemon_forget_lockspaces(fake_daemon *fake);
 
-/* Kill and reap the fake. */
+/*
+ * The connection log since the last call (malloc'd, caller frees; the file keeps it all).  One line per
+ * accepted connection, per call and per connection end, each naming the connection by an id
+ * (the pid of the process serving it, unique across restarts of the fake):
+ *   <id> ACCEPT <peer pid (SO_PEERCRED)> | <id> <the call's line in the main log> | <id> EOF
+ */
+char *fake_daemon_take_conns(fake_daemon *fake);
+
+/* Kill and reap the fake and every connection it serves (their clients see EOF). */
 void fake_daemon_stop(fake_daemon *fake);
 
 /* The log so far (malloc'd, caller frees), then the log is emptied. */

@@ -505,6 +505,97 @@ static void test_cold_daemon(void)
     drv->drvFree(&man);
 }
 
+/* The connection id of every line of conns that names a call (not ACCEPT/EOF); how many
+ * distinct ids they have; *accepts the ACCEPT lines, each naming peer as its pid. */
+static int call_connections(const char *conns, long *id, int *accepts, long peer)
+{
+    int distinct = 0;
+
+    *id = 0;
+    *accepts = 0;
+    for (const char *line = conns; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        char word[32] = "";
+        long this_id = 0;
+        int pid = 0;
+
+        if (sscanf(line, "%ld %31s %d", &this_id, word, &pid) >= 2) {
+            if (strcmp(word, "ACCEPT") == 0) {
+                if (pid == peer)
+                    (*accepts)++;
+            } else if (strcmp(word, "EOF") != 0 && this_id != *id) {
+                *id = this_id;
+                distinct++;
+            }
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    return distinct;
+}
+
+static long shared_id;
+
+/* libvirtd's calls share one connection, which survives a daemon restart (reconnected once,
+ * the request sent again, the forgotten lockspace registered again on it). */
+static void test_persistent_connection(void)
+{
+    domain_params dp;
+    virLockManager man;
+    char want[1024];
+    const char *disk_a = "{/leases c8a7b81bd165be9037f40c0dba07cdd71a31314eaf7ad24f42d68c098d323527 /img/a 2;}";
+    unsigned int pid = (unsigned int)getpid();
+    char *conns;
+    char *state = NULL;
+    int accepts;
+    long id;
+
+    free(fake_daemon_take_log(&fake));
+    free(fake_daemon_take_conns(&fake));
+    domain_init(&dp, "vm1", 7, pid, "qemu:///system");
+    if (!VML_CHECK(new_context(&man, &dp, 0) == 0, "persistent: drvNew"))
+        return;
+    VML_CHECK(drv->drvAddResource(&man, VIR_LOCK_MANAGER_RESOURCE_TYPE_DISK, "/img/a", 0, NULL,
+                                  0) == 0, "persistent: drvAddResource");
+    VML_CHECK(drv->drvAcquire(&man, NULL, 0, VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL) == 0 &&
+              drv->drvRelease(&man, &state, 0) == 0 && state != NULL,
+              "persistent: acquire and release (pause) succeed");
+    free(state);
+    state = NULL;
+    conns = fake_daemon_take_conns(&fake);
+    VML_CHECK(call_connections(conns, &id, &accepts, (long)pid) == 1 && accepts == 0,
+              "persistent: both calls on the connection opened earlier, no new connection");
+    free(conns);
+
+    /* The daemon dies with every connection and comes back cold. */
+    fake_daemon_stop(&fake);
+    if (!VML_CHECK(fake_daemon_start(&fake, tmpdir, "daemon", FAKE_VMLOCKD) == 0,
+                   "persistent: the fake restarts"))
+        return;
+    free(fake_daemon_take_log(&fake));
+    free(fake_daemon_take_conns(&fake));
+    fake_daemon_forget_lockspaces(&fake);
+    VML_CHECK(drv->drvAcquire(&man, NULL, 0, VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL) == 0,
+              "persistent: drvAcquire after a cold restart succeeds");
+    snprintf(want, sizeof(want),
+             "BATCH_ACQUIRE vm1 %u %s uri=qemu:///system\n"
+             "CREATE_LOCKSPACE /leases\n"
+             "BATCH_ACQUIRE vm1 %u %s uri=qemu:///system\n", pid, disk_a, pid, disk_a);
+    check_log(want, "persistent: the broken connection's request reached the new daemon once, "
+                    "then the lockspace registered again and the batch retried");
+    VML_CHECK(drv->drvRelease(&man, NULL, 0) == 0, "persistent: drvRelease");
+    conns = fake_daemon_take_conns(&fake);
+    VML_CHECK(call_connections(conns, &id, &accepts, (long)pid) == 1 && accepts == 1,
+              "persistent: one new connection from libvirtd's pid carries all four calls");
+    if (!VML_CHECK(strstr(conns, " EOF") == NULL, "... and stays open"))
+        printf("# %s", conns);
+    free(conns);
+    shared_id = id;
+    free(fake_daemon_take_log(&fake));
+    drv->drvFree(&man);
+}
+
 static void test_require_lease(void)
 {
     domain_params dp;
@@ -536,6 +627,25 @@ static void test_require_lease(void)
     VML_CHECK(drv->drvDeinit() == 0, "drvDeinit");
 }
 
+/* The last drvDeinit closed the persistent connection: the daemon saw its end. */
+static void check_closed_at_deinit(void)
+{
+    char want[64];
+    char *conns = NULL;
+
+    snprintf(want, sizeof(want), "%ld EOF\n", shared_id);
+    for (int i = 0; i < 200; i++) {     /* the fake logs EOF asynchronously: up to 2 s */
+        free(conns);
+        conns = fake_read_file(strcat(strcpy((char[300]){ 0 }, fake.log_path), ".conns"));
+        if (strstr(conns, want) != NULL)
+            break;
+        usleep(10 * 1000);
+    }
+    VML_CHECK(shared_id != 0 && strstr(conns, want) != NULL,
+              "drvDeinit closes the persistent connection");
+    free(conns);
+}
+
 int main(void)
 {
     void *handle;
@@ -557,7 +667,9 @@ int main(void)
         test_callback_validation();
         test_lifecycle();
         test_cold_daemon();
+        test_persistent_connection();
         test_require_lease();
+        check_closed_at_deinit();
         VML_CHECK(dlclose(handle) == 0, "dlclose succeeds (the module stays mapped: -z nodelete)");
     }
     fake_daemon_stop(&fake);
