@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,11 @@ static long conn_id;
 /* Exists while the fake "forgot" its lockspaces; a file, since every connection is served by
  * its own process. */
 static char forgotten_path[300];
+/* FIFOs for "slow..." calls: the fake opens started_path for writing (which returns once the
+ * test opens it for reading: the call has arrived), then finish_path for reading (which
+ * returns once the test opens it for writing: it may reply).  Events, no timing. */
+static char started_path[300];
+static char finish_path[300];
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void conn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -291,8 +297,15 @@ static int answer_batch2(int fd, const vml_rpc_header *hdr, const unsigned char 
     for (u_int i = 0; i < args.resources.resources_len; i++) {
         const char *name = args.resources.resources_val[i].name;
 
-        if (has_prefix(name, "slow"))
-            usleep(300 * 1000);
+        if (has_prefix(name, "slow")) {
+            int gate = open(started_path, O_WRONLY | O_CLOEXEC);
+
+            if (gate >= 0)
+                close(gate);
+            gate = open(finish_path, O_RDONLY | O_CLOEXEC);
+            if (gate >= 0)
+                close(gate);
+        }
         if (has_prefix(name, "drop")) {
             xdr_free((xdrproc_t)xdr_vml_ext_batch2_args, (char *)&args);
             return 1;
@@ -413,6 +426,12 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
      * them all, as a daemon that dies drops every connection. */
     setpgid(0, 0);
     snprintf(forgotten_path, sizeof(forgotten_path), "%s.forgotten", log_path);
+    snprintf(started_path, sizeof(started_path), "%s.slow-started", log_path);
+    snprintf(finish_path, sizeof(finish_path), "%s.slow-finish", log_path);
+    unlink(started_path);
+    unlink(finish_path);
+    if (mkfifo(started_path, 0600) < 0 || mkfifo(finish_path, 0600) < 0)
+        _exit(2);
     snprintf(conns_path, sizeof(conns_path), "%s.conns", log_path);
     conns_fd = open(conns_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     signal(SIGPIPE, SIG_IGN);
@@ -493,6 +512,30 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
     } while (n < 0 && errno == EINTR);
     close(ready[0]);
     return n == 1 ? 0 : -1;
+}
+
+/* Open the fake's FIFO LOG.suffix with flags and close it again: the rendezvous. */
+static int fifo_meet(const fake_daemon *fake, const char *suffix, int flags)
+{
+    char path[300];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s.%s", fake->log_path, suffix);
+    fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+int fake_daemon_slow_started(fake_daemon *fake)
+{
+    return fifo_meet(fake, "slow-started", O_RDONLY);
+}
+
+void fake_daemon_slow_finish(fake_daemon *fake)
+{
+    fifo_meet(fake, "slow-finish", O_WRONLY);
 }
 
 void fake_daemon_forget_lockspaces(fake_daemon *fake)

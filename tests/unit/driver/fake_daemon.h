@@ -11,7 +11,8 @@
  *   "notheld..."  RELEASE_RESOURCE / BATCH_RELEASE: resource busy "is not locked"
  *   "drop..."     any resource procedure (version 2 batches too): the connection is closed
  *                 without a reply, after the call was logged
- *   "slow..."     version 2 batches: the reply comes 300 ms after the call was logged
+ *   "slow..."     version 2 batches: the reply waits for the test (fake_daemon_slow_started,
+ *                 then fake_daemon_slow_finish)
  *   "moved..."   BATCH_ACQUIRE (version 2) with an expected generation: refused as vmlockd
  *                 refuses a resume after another domain held the lease
  * everything else succeeds.  After fake_daemon_forget_lockspaces(), a version 2 BATCH_ACQUIRE
@@ -63,6 +64,12 @@ void fake_daemon_forget_lockspaces(fake_daemon *fake);
  *   <id> ACCEPT <peer pid (SO_PEERCRED)> | <id> <the call's line in the main log> | <id> EOF
  */
 char *fake_daemon_take_conns(fake_daemon *fake);
+
+/* Block until a "slow..." call has reached the fake (it is waiting to reply); 0, or -1. */
+int fake_daemon_slow_started(fake_daemon *fake);
+
+/* Let the waiting "slow..." call reply. */
+void fake_daemon_slow_finish(fake_daemon *fake);
 
 /* Kill and reap the fake and every connection it serves (their clients see EOF). */
 void fake_daemon_stop(fake_daemon *fake);

@@ -264,21 +264,6 @@ static void *slow_acquire(void *opaque)
     return NULL;
 }
 
-/* Wait until the fake logged a call with word (the slow call is in progress), up to 5 s. */
-static bool wait_for_call(fake_daemon *fake, const char *word)
-{
-    for (int i = 0; i < 500; i++) {
-        char *log = fake_read_file(fake->log_path);
-        bool found = strstr(log, word) != NULL;
-
-        free(log);
-        if (found)
-            return true;
-        usleep(10 * 1000);
-    }
-    return false;
-}
-
 /*
  * While one thread's call is on the persistent connection (its lock held): another thread
  * uses a connection of its own instead of waiting, and a child forked then (libvirt's start
@@ -302,7 +287,8 @@ static void test_busy_and_fork(fake_daemon *fake)
     take_conns(fake, lines, 32);
     if (!VML_CHECK(pthread_create(&thread, NULL, slow_acquire, &call) == 0, "busy: thread"))
         return;
-    VML_CHECK(wait_for_call(fake, "slow-a"), "busy: the slow call is on the connection");
+    /* The fake holds the slow call until fake_daemon_slow_finish. */
+    VML_CHECK(fake_daemon_slow_started(fake) == 0, "busy: the slow call is on the connection");
     VML_CHECK(drv_client_acquire(fake->sock_path, &owner, one, 1,
                                  VIR_DOMAIN_LOCK_FAILURE_DEFAULT, NULL, NULL, &err) == 0,
               "busy: another thread's call succeeds meanwhile");
@@ -323,6 +309,7 @@ static void test_busy_and_fork(fake_daemon *fake)
         continue;
     VML_CHECK(child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "fork: the child's call succeeds while the parent's lock is held");
+    fake_daemon_slow_finish(fake);
     pthread_join(thread, NULL);
     VML_CHECK(call.rc == 0, "busy: the slow call succeeds");
     n = take_conns(fake, lines, 32);
