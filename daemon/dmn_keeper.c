@@ -937,7 +937,16 @@ void dmn_keeper_flush_request(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *ow
 
 bool dmn_keeper_next_deadline(const dmn_keeper *k, int64_t *deadline_ms)
 {
-    if (k == NULL || k->ndrops == 0 || k->fd < 0)
+    if (k == NULL)
+        return false;
+    if (k->fd < 0) {
+        /* No keeper: the leases held now would not survive a crash of the daemon, so the
+         * next attempt to reach one is a timer too, not left to the next request (which may
+         * not come for hours).  recover() moves retry_at_ms on after every attempt. */
+        *deadline_ms = k->retry_at_ms;
+        return true;
+    }
+    if (k->ndrops == 0)
         return false;
     *deadline_ms = k->drops_due_ms;
     return true;

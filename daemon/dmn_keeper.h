@@ -59,8 +59,9 @@ void dmn_keeper_flush(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners);
  */
 void dmn_keeper_flush_request(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners);
 
-/* When queued DROPs must go (flush_request then sends them): true and *deadline_ms set
- * (CLOCK_MONOTONIC ms), false when none wait. */
+/* When the keeper needs the loop next (flush_request then acts): queued DROPs due, or, while
+ * no keeper is connected, the next attempt to reach one.  True and *deadline_ms set
+ * (CLOCK_MONOTONIC ms), false when nothing waits. */
 bool dmn_keeper_next_deadline(const dmn_keeper *k, int64_t *deadline_ms);
 
 /* The connection to poll (only hangups are expected on it), or -1 when there is none. */

@@ -51,15 +51,16 @@ tap_check "meanwhile the daemon keeps serving: vm2's lease is locked" lt_locked_
 VML_PLUGIN_CONF=$VML_TMP/plugin.conf
 vml_guest_refused vm3 "$(uuid 3)" --disk "$IMG1" -- "is locked by domain 'vm1'"
 
-# ---- once the path is usable again the next retry (5 s later) starts a keeper; every
-# request is a chance to retry, so poll STATUS (bounded) until one runs
-rmdir "$KEEPER_SOCK"
-K3=0
-for _ in $(seq 1 150); do
-    K3=$(lt_status keeper_pid)
-    [ "${K3:-0}" != 0 ] && break
-    sleep 0.1
-done
+# ---- once the path is usable again the daemon's next retry (a timer, 5 s after the last
+# attempt: no request needed) starts a keeper; wait for its log line (tail -F follows the
+# log by inotify), bounded
+exec {follow}< <(exec timeout 30 tail -n 0 -F "$VML_DAEMON_LOG" 2>/dev/null)
+FOLLOW_PID=$!
+rmdir "$KEEPER_SOCK"    # only lines after this can say the keeper is back
+grep -m1 -qF "is back: handing it" <&"$follow"
+kill "$FOLLOW_PID" 2>/dev/null
+exec {follow}<&-
+K3=$(lt_status keeper_pid)
 [ "${K3:-0}" != 0 ] && LT_KEEPER_PIDS+=("$K3")
 tap_check "after the retry delay a new keeper runs (pid ${K3:-none})" test "${K3:-0}" != 0
 tap_check "... and is handed both leases, vm2's granted while there was no keeper" \
