@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,9 @@ static char forgotten_path[300];
  * returns once the test opens it for writing: it may reply).  Events, no timing. */
 static char started_path[300];
 static char finish_path[300];
+/* FIFO on which each connection process writes one byte after logging its EOF line (the test
+ * holds it open for reading from fake_daemon_start on, so no byte is lost). */
+static char eofs_path[300];
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void conn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -426,6 +430,7 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
      * them all, as a daemon that dies drops every connection. */
     setpgid(0, 0);
     snprintf(forgotten_path, sizeof(forgotten_path), "%s.forgotten", log_path);
+    snprintf(eofs_path, sizeof(eofs_path), "%s.eofs", log_path);
     snprintf(started_path, sizeof(started_path), "%s.slow-started", log_path);
     snprintf(finish_path, sizeof(finish_path), "%s.slow-finish", log_path);
     unlink(started_path);
@@ -472,6 +477,15 @@ void fake_daemon_serve(const char *sock_path, const char *log_path, fake_mode mo
             conn_log("%ld ACCEPT %d", conn_id, (int)cred.pid);
             serve_client(fd, mode);
             conn_log("%ld EOF", conn_id);
+            {
+                int eofs = open(eofs_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+                if (eofs >= 0) {
+                    if (write(eofs, "e", 1) != 1)
+                        conn_log("%ld cannot signal its EOF", conn_id);
+                    close(eofs);
+                }
+            }
             _exit(0);
         }
         close(fd);
@@ -496,6 +510,17 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
         fake->conns_taken = strlen(conns);
         free(conns);
     }
+    {
+        char eofs[300];
+
+        snprintf(eofs, sizeof(eofs), "%s.eofs", fake->log_path);
+        if (mkfifo(eofs, 0600) < 0 && errno != EEXIST)
+            return -1;
+        /* Read and write: the open never blocks, and writers always find a reader. */
+        fake->eof_fd = open(eofs, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fake->eof_fd < 0)
+            return -1;
+    }
     if (pipe2(ready, O_CLOEXEC) < 0)
         return -1;
     fflush(stdout);
@@ -503,6 +528,7 @@ int fake_daemon_start(fake_daemon *fake, const char *dir, const char *name, fake
     if (fake->pid < 0)
         return -1;
     if (fake->pid == 0) {
+        close(fake->eof_fd);
         close(ready[0]);
         fake_daemon_serve(fake->sock_path, fake->log_path, mode, ready[1]);
     }
@@ -559,6 +585,23 @@ void fake_daemon_stop(fake_daemon *fake)
         continue;
     fake->pid = -1;
     unlink(fake->sock_path);
+    if (fake->eof_fd >= 0)
+        close(fake->eof_fd);
+    fake->eof_fd = -1;
+}
+
+bool fake_daemon_wait_eof(fake_daemon *fake, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = fake->eof_fd, .events = POLLIN };
+    char byte;
+    int rc;
+
+    if (fake->eof_fd < 0)
+        return false;
+    do {
+        rc = poll(&pfd, 1, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    return rc == 1 && read(fake->eof_fd, &byte, 1) == 1;
 }
 
 char *fake_read_file(const char *path)

@@ -42,6 +42,7 @@ typedef struct fake_daemon {
     char sock_path[256];
     char log_path[256];
     size_t conns_taken;     /* bytes of the connection log already taken */
+    int eof_fd;             /* FIFO the fake's connections signal their EOF lines on */
 } fake_daemon;
 
 /* Start a fake serving dir/name.sock, logging to dir/name.log; returns once it listens. */
@@ -64,6 +65,13 @@ void fake_daemon_forget_lockspaces(fake_daemon *fake);
  *   <id> ACCEPT <peer pid (SO_PEERCRED)> | <id> <the call's line in the main log> | <id> EOF
  */
 char *fake_daemon_take_conns(fake_daemon *fake);
+
+/*
+ * Wait (at most timeout_ms) until one more connection of the fake logged its EOF line; true
+ * when one did.  Each EOF is signalled once, so a caller that looks at the log again after
+ * every true return never misses one.
+ */
+bool fake_daemon_wait_eof(fake_daemon *fake, int timeout_ms);
 
 /* Block until a "slow..." call has reached the fake (it is waiting to reply); 0, or -1. */
 int fake_daemon_slow_started(fake_daemon *fake);

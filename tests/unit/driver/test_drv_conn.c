@@ -64,15 +64,13 @@ static int take_conns(fake_daemon *fake, conn_line *lines, int max)
 static int count(const conn_line *lines, int n, const char *word, long id);
 
 /* The connection log once it has at least eofs EOF lines (they are logged asynchronously,
- * after the client closed), or after 2 s. */
+ * after the client closed: each one is signalled), or once none came for 2 s. */
 static int take_conns_eof(fake_daemon *fake, conn_line *lines, int max, int eofs)
 {
     int n = take_conns(fake, lines, max);
 
-    for (int i = 0; i < 200 && count(lines, n, "EOF", 0) < eofs && n < max; i++) {
-        usleep(10 * 1000);
+    while (count(lines, n, "EOF", 0) < eofs && n < max && fake_daemon_wait_eof(fake, 2000))
         n += take_conns(fake, lines + n, max - n);
-    }
     return n;
 }
 
@@ -349,10 +347,7 @@ static void test_close_all(fake_daemon *fake)
     vml_error_clear(&err);
     take_conns(fake, lines, 32);
     drv_client_shared_close_all();
-    for (int i = 0; i < 200 && n == 0; i++) {
-        usleep(10 * 1000);
-        n = take_conns(fake, lines, 32);
-    }
+    n = take_conns_eof(fake, lines, 32, 1);
     VML_CHECK(n == 1 && strcmp(lines[0].word, "EOF") == 0,
               "close all: the daemon sees the persistent connection end");
     VML_CHECK(drv_client_acquire(fake->sock_path, &owner, one, 1,

@@ -634,13 +634,11 @@ static void check_closed_at_deinit(void)
     char *conns = NULL;
 
     snprintf(want, sizeof(want), "%ld EOF\n", shared_id);
-    for (int i = 0; i < 200; i++) {     /* the fake logs EOF asynchronously: up to 2 s */
+    /* The fake logs EOF asynchronously and signals each: look again after every one. */
+    do {
         free(conns);
         conns = fake_read_file(strcat(strcpy((char[300]){ 0 }, fake.log_path), ".conns"));
-        if (strstr(conns, want) != NULL)
-            break;
-        usleep(10 * 1000);
-    }
+    } while (strstr(conns, want) == NULL && fake_daemon_wait_eof(&fake, 2000));
     VML_CHECK(shared_id != 0 && strstr(conns, want) != NULL,
               "drvDeinit closes the persistent connection");
     free(conns);
