@@ -552,6 +552,17 @@ static void generation_free(dmn_generation *gen)
     free(gen);
 }
 
+/* Forget the daemon-local generation of (lockspace, name), if any. */
+static void generation_forget(dmn_lockspaces *reg, const char *lockspace, const char *name)
+{
+    dmn_generation *gen = generation_find(reg, lockspace, name);
+
+    if (gen == NULL)
+        return;
+    dmn_hash_remove(reg->generations, gen->key, gen->key_len);
+    generation_free(gen);
+}
+
 /* Set (creating it) the daemon-local generation of (lockspace, name). */
 static int generation_store(dmn_lockspaces *reg, const char *lockspace, const char *name,
                             uint64_t generation, uint64_t run_start, const char uuid[16],
@@ -601,16 +612,9 @@ int dmn_generation_restore(dmn_lockspaces *reg, const char *lockspace, const cha
 
 void dmn_lease_rebase_epoch(dmn_lockspaces *reg, dmn_lease *lease)
 {
-    const dmn_holding *h = lease->holders[0];
-    vml_error err = { 0 };
-
+    /* The held lease carries its generation into the new epoch's table at its release. */
     if (lease->epoch == 0 || lease->epoch == reg->epoch)
         return;
-    if (!(lease->flags & FLAG_SHARED) &&
-        generation_store(reg, lease->lockspace->path, lease->name, lease->generation,
-                         lease->run_start, h->owner->identity.uuid, h->owner->identity.name,
-                         h->owner->pid, h->since_usec, &err) < 0)
-        VML_WARN("%s", err.message);
     lease->epoch = reg->epoch;
     dmn_lease_journal_update(reg, lease);
 }
@@ -659,9 +663,15 @@ static void fill_record(const dmn_lockspaces *reg, const dmn_lease *lease, const
     rec->released_usec = held ? 0 : realtime_usec();
 }
 
-/* The acquisition is complete: a new exclusive one writes what it must leave behind (the
- * "held" owner record, or the daemon-local generation), and the lease file, if this
- * acquisition created it, is a lease file like any other from now on (kept on release). */
+/*
+ * The acquisition is complete: a new exclusive one writes what it must leave behind (the
+ * "held" owner record), and the lease file, if this acquisition created it, is a lease
+ * file like any other from now on (kept on release).
+ * A daemon-local generation lives in exactly one place: in the lease while it is held
+ * exclusively, in the registry's table while it is not (lease_keep_local_generation puts
+ * it back at the release).  So a held lease costs no table entry: ≈ 230 bytes less per
+ * lease held in direct mode, where every lease has a daemon-local generation.
+ */
 static int lease_commit(dmn_lockspaces *reg, dmn_lease *lease, vml_error *err)
 {
     const dmn_holding *h = lease->holders[0];
@@ -677,11 +687,8 @@ static int lease_commit(dmn_lockspaces *reg, dmn_lease *lease, vml_error *err)
                              err) < 0)
             return -1;
         lease->state |= VML_SNAP_RECORD_WRITTEN;
-    } else if (generation_store(reg, lease->lockspace->path, lease->name, lease->generation,
-                                lease->run_start, h->owner->identity.uuid,
-                                h->owner->identity.name, h->owner->pid, h->since_usec,
-                                err) < 0) {
-        return -1;
+    } else {
+        generation_forget(reg, lease->lockspace->path, lease->name);
     }
     lease->commit_pending = false;
     lease->state &= ~(unsigned int)VML_SNAP_CREATED;
@@ -700,6 +707,23 @@ static void lease_write_free_record(dmn_lockspaces *reg, dmn_lease *lease, const
     fill_record(reg, lease, h->owner, h->since_usec, false, &rec);
     if (dmn_record_write(lease->fd, lease->path, &rec, lease->lockspace->sync_records, &err) < 0)
         VML_WARN("%s (the lease is released all the same)", err.message);
+}
+
+/* The last exclusive holder h leaves a lease whose generation is daemon-local: the table
+ * carries it from now on (see lease_commit). */
+static void lease_keep_local_generation(dmn_lockspaces *reg, const dmn_lease *lease,
+                                        const dmn_holding *h)
+{
+    vml_error err = { 0 };
+
+    if ((lease->flags & FLAG_SHARED) || (lease->state & VML_SNAP_RECORD) ||
+        lease->commit_pending)
+        return;
+    if (generation_store(reg, lease->lockspace->path, lease->name, lease->generation,
+                         lease->run_start, h->owner->identity.uuid, h->owner->identity.name,
+                         h->owner->pid, h->since_usec, &err) < 0)
+        VML_WARN("%s: its next exclusive acquisition starts its generations again "
+                 "(the lease is released all the same)", err.message);
 }
 
 /* ---- messages ---- */
@@ -1377,8 +1401,10 @@ void dmn_holding_release(dmn_lockspaces *reg, dmn_holding *h)
 {
     dmn_lease *lease;
 
-    if (h->lease->nholders == 1)
+    if (h->lease->nholders == 1) {
         lease_write_free_record(reg, h->lease, h);
+        lease_keep_local_generation(reg, h->lease, h);
+    }
     lease = holding_unlink(h);
     if (lease->nholders == 0)
         lease_remove(reg, lease);

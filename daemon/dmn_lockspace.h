@@ -82,7 +82,8 @@ struct dmn_lockspace {
     dmn_lockspace *next;
 };
 
-/* A daemon-local generation (direct mode, and lease files that cannot carry a record). */
+/* A daemon-local generation (direct mode, and lease files that cannot carry a record) of a
+ * resource not held exclusively now: while it is, its lease carries the generation. */
 typedef struct dmn_generation {
     char *key;                      /* lockspace, NUL, name, NUL: key in dmn_lockspaces.generations */
     size_t key_len;
@@ -284,8 +285,8 @@ int dmn_lease_restore(dmn_lockspaces *reg, const vml_snap_lease *snap, int fd,
                       bool keeper, dmn_lease **out, vml_error *err);
 
 /*
- * An adopted lease with a daemon-local generation from an earlier start: the generation
- * moves into this registry's table and the lease takes this registry's epoch (the earlier
+ * An adopted lease with a daemon-local generation from an earlier start takes this
+ * registry's epoch, its generation going into this registry's table at its release (the earlier
  * table of released leases died with the earlier daemon, so states naming its epoch are
  * no longer checkable, while states made from now on are).
  */
@@ -296,7 +297,8 @@ int dmn_generation_restore(dmn_lockspaces *reg, const char *lockspace, const cha
                            uint64_t generation, uint64_t run_start, const vml_ls_owner *last,
                            int64_t last_since_usec, vml_error *err);
 
-/* Visit every daemon-local generation (handover). */
+/* Visit every daemon-local generation in the table (handover): those of leases not held
+ * exclusively now; a held lease carries its own. */
 typedef void (*dmn_generation_visit)(const dmn_generation *gen, void *opaque);
 void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_visit visit,
                                     void *opaque);

@@ -477,6 +477,7 @@ static void client_dispatch(dmn_server *s, dmn_client *c)
     int rc = dmn_dispatch_message(&s->ctx, &c->session, c->in, total, &reply, &reply_len,
                                   why, sizeof(why));
 
+    s->idle_since_ms = -1;      /* a request: the idle time starts again (check_idle) */
     client_consume(c, total);
     if (rc < 0) {
         client_close(s, c, why);
@@ -742,13 +743,27 @@ static int poll_timeout(const dmn_server *s, int64_t now)
     return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
 }
 
-/* Idle = no client connected and no lease held (nor an owner being killed). */
+/*
+ * A client that keeps the daemon from idling out: one registered as an owner (a holder
+ * connection), or in the middle of a request or reply.  vmlockd.so keeps one connection open
+ * between calls: counting it would keep a daemon started with -t alive for as long as
+ * libvirtd runs, and the plugin reconnects (socket activation starts the daemon again).
+ */
+static bool client_keeps_daemon(const dmn_client *c)
+{
+    return c->session.registered || c->in_len > 0 || c->out_len > c->out_sent;
+}
+
+/* Idle = no lease held, no owner being killed, and no client but quiet ones connected. */
 static void check_idle(dmn_server *s, int64_t now)
 {
     /* Owners kept idle for their next acquisition do not count; without leases the only
-     * other owners are those being killed. */
-    bool idle = s->ctx.nclients == 0 && s->lockspaces->nleases == 0 &&
+     * other owners are those being killed.  Clients are walked only when the rest holds. */
+    bool idle = s->lockspaces->nleases == 0 &&
                 (s->owners->count == 0 || dmn_owners_active(s->owners) == 0);
+
+    for (const dmn_client *c = s->clients_head; idle && c != NULL; c = c->next)
+        idle = !client_keeps_daemon(c);
 
     if (s->timeout_secs == 0)
         return;
@@ -759,7 +774,8 @@ static void check_idle(dmn_server *s, int64_t now)
     if (s->idle_since_ms < 0)
         s->idle_since_ms = now;
     if (now - s->idle_since_ms >= (int64_t)s->timeout_secs * 1000) {
-        VML_INFO("idle for %u seconds with no client and no lease: exiting", s->timeout_secs);
+        VML_INFO("idle for %u seconds with no lease and no active client (%u quiet "
+                 "connection(s) closed): exiting", s->timeout_secs, s->ctx.nclients);
         s->quit = true;
     }
 }

@@ -57,4 +57,22 @@ tap_check "vmlockd -d -t 1 starts" vml_daemon_start -t 1
 IDLE_PID=$(vml_daemon_pid)
 tap_check "an idle daemon started with -t 1 exits by itself" vml_wait_exit "$IDLE_PID" 60
 tap_check "it removed its socket on the way out" test ! -e "$VML_SOCK"
+
+# A quiet connection (vmlockd.so keeps one open between calls, as libvirtd's plugin does)
+# does not keep a -t daemon alive: without that, -t would never fire under libvirtd.
+tap_check "vmlockd -d -t 1 starts again" vml_daemon_start -t 1
+IDLE_PID=$(vml_daemon_pid)
+coproc QUIET {
+    exec "$VML_PYTHON" "$VML_LIB_DIR/vml_rawclient.py" --socket "$VML_SOCK" \
+        create-lockspace "$VML_TMP" hold
+}
+VML_CHILD_PIDS+=("$QUIET_PID")
+QUIET_OUT=${QUIET[0]}
+read -r -t 30 -u "$QUIET_OUT" QUIET_LINE1
+read -r -t 30 -u "$QUIET_OUT" QUIET_LINE2
+tap_check "the quiet client made its call and holds the connection" \
+    test "$QUIET_LINE1 $QUIET_LINE2" = "ok ready"
+tap_check "the daemon exits by itself with that connection open" vml_wait_exit "$IDLE_PID" 60
+tap_check "its log says it closed the quiet connection" \
+    grep -q "1 quiet connection(s) closed" "$VML_DAEMON_LOG"
 tap_done

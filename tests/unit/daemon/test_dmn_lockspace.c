@@ -528,8 +528,37 @@ static void write_text(const char *path, const char *text)
     }
 }
 
+typedef struct generation_count {
+    const char *name;
+    size_t n;
+    uint64_t generation;
+} generation_count;
+
+static void count_generation(const dmn_generation *g, void *opaque)
+{
+    generation_count *c = opaque;
+
+    if (strcmp(g->key + strlen(g->key) + 1, c->name) == 0) {
+        c->n++;
+        c->generation = g->generation;
+    }
+}
+
+/* How many daemon-local table entries name resource name (any lockspace); *generation
+ * (may be NULL) gets the last one's generation. */
+static size_t count_generations(const dmn_lockspaces *r, const char *name, uint64_t *generation)
+{
+    generation_count c = { .name = name, .n = 0, .generation = 0 };
+
+    dmn_lockspaces_each_generation(r, count_generation, &c);
+    if (generation != NULL)
+        *generation = c.generation;
+    return c.n;
+}
+
 static void test_generations(dmn_owner *me, dmn_owner *other, pid_t twin_pid)
 {
+    uint64_t table_gen = 0;
     char dir[256], path[300], img[300], text[DMN_RECORD_SIZE + 1];
     dmn_lockspace *ls = NULL, *def = dmn_lockspaces_find(reg, "");
     dmn_owner *twin = owner_for(twin_pid, "me-migrated", 0x0a);
@@ -598,7 +627,17 @@ static void test_generations(dmn_owner *me, dmn_owner *other, pid_t twin_pid)
     VML_CHECK(dmn_lease_acquire(reg, def, &plain, me, &h, &gen, &err) == 0 &&
               gen.generation == 1 && gen.epoch == reg->epoch && reg->epoch != 0,
               "direct mode: generation 1 in this daemon's epoch");
+    VML_CHECK(count_generations(reg, img, NULL) == 0,
+              "while it is held the lease carries it: no table entry (memory per held lease)");
     dmn_holding_release(reg, h);
+    VML_CHECK(count_generations(reg, img, &table_gen) == 1 && table_gen == 1,
+              "its release puts generation 1 into the daemon's table");
+    VML_CHECK(dmn_lease_acquire(reg, def, &plain, me, &h, &gen, &err) == 0 &&
+              gen.generation == 2 && count_generations(reg, img, NULL) == 0,
+              "acquiring it again continues from the table (generation 2) and takes it out");
+    dmn_holding_release(reg, h);
+    VML_CHECK(count_generations(reg, img, &table_gen) == 1 && table_gen == 2,
+              "... and its release puts generation 2 back");
     VML_CHECK(acquire_expect(def, img, img, 0, other, 7, reg->epoch + 1, &gen, &h, &err) == 0,
               "an expectation from another daemon's epoch cannot be checked: granted (logged)");
     dmn_holding_release(reg, h);
