@@ -319,8 +319,9 @@ static void print_string(FILE *out, const char *key, const char *value)
         fprintf(out, "%s = \"%s\"\n", key, value);
     else if (strchr(value, '\'') == NULL)
         fprintf(out, "%s = '%s'\n", key, value);
-    else
-        fprintf(out, "%s = \"\"\"%s\"\"\"\n", key, value);
+    else    /* a path given on the command line can hold both: show it, as a comment */
+        fprintf(out, "# %s holds both quote characters, which config syntax cannot write: %s\n",
+                key, value);
 }
 
 void dmn_config_print(const dmn_config *cfg, bool daemonized, unsigned int timeout_secs,

@@ -412,7 +412,7 @@ const char *dmn_lockfailure_name(int action)
     }
 }
 
-static void owner_kill(dmn_owner *owner, const char *why)
+static void owner_kill(dmn_owners *owners, dmn_owner *owner, const char *why)
 {
     if (owner_signal(owner, SIGKILL) < 0) {
         if (errno != ESRCH)
@@ -420,6 +420,11 @@ static void owner_kill(dmn_owner *owner, const char *why)
                       owner->identity.name, strerror(errno));
         return;
     }
+    /* Being killed: a holder connection closing as it dies must not count (nor signal) it
+     * again, and no SIGKILL is due after this one. */
+    owner->kill_pending = true;
+    owner->sigkill_sent = true;
+    owners->kills++;
     VML_ERROR("sent SIGKILL to owner pid %u (domain '%s'): %s", owner->pid,
               owner->identity.name, why);
 }
@@ -492,11 +497,11 @@ void dmn_owner_lockfailure(dmn_owners *owners, dmn_owner *owner, const char *wha
         break;
     case DMN_LOCKFAILURE_PAUSE:
         if (spawn_pause_helper(owners, owner) < 0)
-            owner_kill(owner, "the pause action could not be started, powering off instead");
+            owner_kill(owners, owner, "the pause action could not be started, powering off instead");
         break;
     default:
         /* poweroff, restart (powered off here; libvirt decides on a restart), default */
-        owner_kill(owner, "its lock was lost (on_lockfailure)");
+        owner_kill(owners, owner, "its lock was lost (on_lockfailure)");
         break;
     }
 }
@@ -526,7 +531,7 @@ void dmn_owners_reap_helpers(dmn_owners *owners)
                       "pid %u instead", (int)helper->pid, (unsigned int)status,
                       helper->owner_pid);
             if (owner != NULL && owner->start_time == helper->owner_start_time)
-                owner_kill(owner, "the pause helper failed (on_lockfailure=pause)");
+                owner_kill(owners, owner, "the pause helper failed (on_lockfailure=pause)");
         }
         if (helper->pidfd >= 0)
             close(helper->pidfd);

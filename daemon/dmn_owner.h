@@ -68,7 +68,8 @@ typedef struct dmn_owners {
     size_t count;
     size_t nprobed;                 /* owners without a pidfd */
     unsigned int kill_grace_ms;     /* SIGTERM -> SIGKILL delay */
-    uint64_t kills;                 /* owners signalled after their holder connection closed */
+    uint64_t kills;                 /* owners signalled to die: their holder connection
+                                     * closed, or their on_lockfailure action */
     const char *pause_helper;       /* vmlockd-pause-helper path (borrowed); NULL = none */
     dmn_helper *helpers;            /* pause helpers still running */
     size_t nhelpers;

@@ -18,7 +18,7 @@ typedef struct dmn_server_options {
     unsigned int max_clients;       /* per socket */
     unsigned int admin_max_clients;
     unsigned int owner_kill_grace_ms;
-    unsigned int timeout_secs;      /* exit after this long with no client and no lease; 0 = never */
+    unsigned int timeout_secs;      /* exit after this long with no lease and no active client; 0 = never */
     unsigned int lease_check_interval_ms;   /* 0: no periodic checks (CHECK_NOW still works) */
     unsigned int lease_check_timeout_ms;    /* unverified this long after a round began = lost */
     const char *pause_helper;       /* vmlockd-pause-helper for on_lockfailure=pause; NULL none */

@@ -49,7 +49,7 @@ static void usage(FILE *out)
             "  -d, --daemon          run in the background; return once listening\n"
             "  -f, --config FILE     configuration file (must exist)\n"
             "  -p, --pid-file FILE   pid file (written and locked while running)\n"
-            "  -t, --timeout SECS    exit after SECS seconds with no client and no lease\n"
+            "  -t, --timeout SECS    exit after SECS seconds with no lease and no active client\n"
             "                        (0 to %d; 0 = never)\n"
             "  -v, --verbose         log at info level\n"
             "  -V, --version         print the version and exit\n"

@@ -49,6 +49,7 @@ tap_check "on_lockfailure=poweroff: vm1's QEMU is killed" vml_wait_exit "$P1" 30
 tap_check "the loss is logged" grep -q "LOST LOCK: the lock of '$(lease 1)' (disk '$VML_TMP/d1.img')" \
     "$VML_DAEMON_LOG"
 tap_check "STATUS counts it" test "$(lt_status lost_leases)" = 1
+tap_check "STATUS counts the kill among owner_kills" test "$(lt_status owner_kills)" = 1
 
 # ignore
 replace "$(lease 2)"
@@ -87,6 +88,8 @@ tap_check "the default on_lockfailure powers vm5 off" vml_wait_exit "$P5" 30
 tap_check "the untouched vm6 still runs" kill -0 "$P6"
 expect_lease "... and still holds its lease" "pids=,$P6,"
 tap_check "STATUS counts 5 losses" test "$(lt_status lost_leases)" = 5
+tap_check "... and 3 owner kills (vm1, vm4, vm5; ignore and pause kill nobody)" \
+    test "$(lt_status owner_kills)" = 3 || { diag "owner_kills=$(lt_status owner_kills)"; false; }
 vml_run "$LT_ADMIN" "$VML_ADMIN_SOCK" check
 expect_text out "lost=0 lost_total=5" "a further check finds nothing new"
 

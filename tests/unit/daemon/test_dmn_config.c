@@ -297,6 +297,16 @@ static void test_print(void)
     VML_CHECK(contains(text, "log_outputs = \"2:syslog:vmlockd\"\n"),
               "the effective log output of a daemon is syslog");
     free(text);
+    text = NULL;
+    free(cfg.pid_file);
+    cfg.pid_file = strdup("/tmp/it's\"both.pid");
+    out = open_memstream(&text, &len);
+    dmn_config_print(&cfg, true, 0, out);
+    fclose(out);
+    VML_CHECK(contains(text, "\n# pid_file holds both quote characters, which config syntax "
+                             "cannot write: /tmp/it's\"both.pid\n"),
+              "a value with both quote characters is shown as a comment, not as bad syntax");
+    free(text);
     dmn_config_clear(&cfg);
 }
 
