@@ -11,68 +11,82 @@
 #include "vml_lease.h"
 
 /* The entry key of (lockspace, name) into key (DRV_STATE_KEY_LEN + 1 bytes). */
-static int resource_key(const vml_ext_resource2 *res, char key[DRV_STATE_KEY_LEN + 1],
-                        vml_error *err)
+static int resource_key(vml_sha256 *h, const vml_ext_resource2 *res,
+                        char key[DRV_STATE_KEY_LEN + 1], vml_error *err)
 {
+    const char *const parts[] = { res->lockspace, "\n", res->name };
     char digest[VML_LEASE_NAME_LEN + 1];
-    char *text = NULL;
-    int rc;
 
-    if (asprintf(&text, "%s\n%s", res->lockspace, res->name) < 0) {
-        vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot build the lock state");
-        return -1;
-    }
-    rc = vml_lease_hash(text, digest, err);
-    free(text);
-    if (rc < 0)
+    if (vml_sha256_hex(h, parts, 3, digest, err) < 0)
         return -1;
     memcpy(key, digest, DRV_STATE_KEY_LEN);
     key[DRV_STATE_KEY_LEN] = '\0';
     return 0;
 }
 
+/* Append value in base 10 or 16 (lowercase) at *p, which has room for 20 digits. */
+static void put_number(char **p, uint64_t value, unsigned int base)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[n++] = "0123456789abcdef"[value % base];
+        value /= base;
+    } while (value > 0);
+    while (n > 0)
+        *(*p)++ = digits[--n];
+}
+
+/* Longest entry: ",KEY=GEN@EPOCH" (20 decimal digits, 16 hex digits). */
+#define ENTRY_MAX (1 + DRV_STATE_KEY_LEN + 1 + 20 + 1 + 16)
+
 int drv_state_format(const vml_ext_resource2 *resources, const vml_ext_generation *gens,
                      size_t n, char **out, vml_error *err)
 {
+    const size_t prefix_len = strlen(DRV_STATE_PREFIX);
+    vml_sha256 *h = NULL;
     char *text = NULL;
-    size_t size = 0;
-    FILE *f = NULL;
+    char *p;
     size_t entries = 0;
     int ret = -1;
 
     *out = NULL;
-    f = open_memstream(&text, &size);
-    if (f == NULL) {
-        vml_error_set_errno(err, VIR_FROM_LOCKING, errno, "cannot build the lock state");
-        goto out;
-    }
-    fputs(DRV_STATE_PREFIX, f);
-    for (size_t i = 0; i < n; i++) {
-        char key[DRV_STATE_KEY_LEN + 1];
-
-        if (!gens[i].held)
-            continue;
-        if (resource_key(&resources[i], key, err) < 0)
-            goto out;
-        fprintf(f, "%s%s=%" PRIu64, entries > 0 ? "," : "", key, (uint64_t)gens[i].generation);
-        if (gens[i].epoch != 0)
-            fprintf(f, "@%" PRIx64, (uint64_t)gens[i].epoch);
-        entries++;
-    }
-    if (fclose(f) != 0) {
-        f = NULL;
+    for (size_t i = 0; i < n; i++)
+        entries += gens[i].held;
+    if (entries == 0)
+        return 0;
+    /* Formatted by hand into one buffer sized for the worst case: fprintf was the largest
+     * cost of a 256-disk release in the plugin after the digests. */
+    if ((text = malloc(prefix_len + entries * ENTRY_MAX + 1)) == NULL) {
         vml_error_set_errno(err, VIR_FROM_LOCKING, ENOMEM, "cannot build the lock state");
         goto out;
     }
-    f = NULL;
-    if (entries > 0) {
-        *out = text;
-        text = NULL;
+    if (vml_sha256_new(&h, err) < 0)
+        goto out;
+    memcpy(text, DRV_STATE_PREFIX, prefix_len);
+    p = text + prefix_len;
+    for (size_t i = 0; i < n; i++) {
+        if (!gens[i].held)
+            continue;
+        if (p > text + prefix_len)
+            *p++ = ',';
+        if (resource_key(h, &resources[i], p, err) < 0)
+            goto out;
+        p += DRV_STATE_KEY_LEN;
+        *p++ = '=';
+        put_number(&p, gens[i].generation, 10);
+        if (gens[i].epoch != 0) {
+            *p++ = '@';
+            put_number(&p, gens[i].epoch, 16);
+        }
     }
+    *p = '\0';
+    *out = text;
+    text = NULL;
     ret = 0;
  out:
-    if (f != NULL)
-        fclose(f);
+    vml_sha256_free(h);
     free(text);
     return ret;
 }
@@ -105,12 +119,40 @@ typedef struct state_entry {
     char key[DRV_STATE_KEY_LEN + 1];
     uint64_t generation;
     uint64_t epoch;
+    size_t order;                   /* position in the state: the first of equal keys wins */
 } state_entry;
+
+static int compare_entries(const void *a, const void *b)
+{
+    const state_entry *x = a, *y = b;
+    int c = memcmp(x->key, y->key, DRV_STATE_KEY_LEN);
+
+    if (c != 0)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The first entry (in state order) with key, in entries sorted by compare_entries. */
+static const state_entry *find_entry(const state_entry *entries, size_t n, const char *key)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (memcmp(entries[mid].key, key, DRV_STATE_KEY_LEN) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && memcmp(entries[lo].key, key, DRV_STATE_KEY_LEN) == 0 ? &entries[lo] : NULL;
+}
 
 int drv_state_apply(const char *state, vml_ext_resource2 *resources, size_t n, vml_error *err)
 {
     const size_t prefix_len = strlen(DRV_STATE_PREFIX);
     state_entry *entries = NULL;
+    vml_sha256 *h = NULL;
     size_t nentries = 0, aentries = 0;
     const char *p;
     int ret = -1;
@@ -171,21 +213,24 @@ int drv_state_apply(const char *state, vml_ext_resource2 *resources, size_t n, v
             entries = bigger;
             aentries = grow;
         }
+        e.order = nentries;
         entries[nentries++] = e;
     }
-    for (size_t i = 0; i < n; i++) {
+    /* Sorted, so that n resources against as many entries cost n log n, not n * n. */
+    qsort(entries, nentries, sizeof(entries[0]), compare_entries);
+    if (nentries > 0 && n > 0 && vml_sha256_new(&h, err) < 0)
+        goto out;
+    for (size_t i = 0; i < n && nentries > 0; i++) {
         char key[DRV_STATE_KEY_LEN + 1];
+        const state_entry *e;
 
-        if (resource_key(&resources[i], key, err) < 0)
+        if (resource_key(h, &resources[i], key, err) < 0)
             goto out;
-        for (size_t j = 0; j < nentries; j++) {
-            if (memcmp(entries[j].key, key, DRV_STATE_KEY_LEN) != 0)
-                continue;
-            resources[i].flags |= VML_EXT_RESOURCE_EXPECT_GENERATION;
-            resources[i].expected_generation = entries[j].generation;
-            resources[i].expected_epoch = entries[j].epoch;
-            break;
-        }
+        if ((e = find_entry(entries, nentries, key)) == NULL)
+            continue;
+        resources[i].flags |= VML_EXT_RESOURCE_EXPECT_GENERATION;
+        resources[i].expected_generation = e->generation;
+        resources[i].expected_epoch = e->epoch;
     }
     ret = 0;
     goto out;
@@ -200,6 +245,7 @@ int drv_state_apply(const char *state, vml_ext_resource2 *resources, size_t n, v
             resources[i].expected_generation = resources[i].expected_epoch = 0;
         }
     }
+    vml_sha256_free(h);
     free(entries);
     return ret;
 }

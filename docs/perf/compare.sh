@@ -7,6 +7,9 @@
 # virtlockd) and gnuplot-nox.  Writes OUTDIR/*.txt (the tables), *.json and *.png (default: the
 # directory of this script); the tables go to stderr as they come.  Sizes can be lowered for a quick look: N=2000 DISK_REPS=20
 # FILL=19000 FILL_CYCLES=200.  Nothing here is a test: the figures are reported, never compared with bounds.
+# PLACEMENT=free (default: the scheduler places every process), same (the bench, every daemon
+# and its helpers on CPU 0) or split (the bench on CPU 0, every daemon on CPU 1): on a VM an
+# idle CPU's wake-up costs tens of microseconds, so unpinned figures are bimodal.
 # shellcheck source=../../tests/lib/vml.sh
 . "$(dirname "$0")/../../tests/lib/vml.sh"
 : "${VMLOCK_BENCH:=${VML_BUILD_DIR:+$VML_BUILD_DIR/tools/vmlock-bench}}"
@@ -17,6 +20,17 @@ VIRTLOCKD=${VML_VIRTLOCKD:-/usr/sbin/virtlockd}
 [ -n "$LOCKD_SO" ] && [ -x "$VIRTLOCKD" ] || skip_all "libvirt-daemon (lockd.so, virtlockd) is not installed"
 vml_private_run_libvirt "$@"
 vml_setup
+
+PLACEMENT=${PLACEMENT:-free}
+PIN_BENCH=()
+PIN_ARGS=()
+case $PLACEMENT in
+free) ;;
+same) PIN_BENCH=(taskset -c 0); PIN_ARGS=(--daemon-cpu 0); VMLOCKD_WRAPPER="taskset -c 0" ;;
+split) PIN_BENCH=(taskset -c 0); PIN_ARGS=(--daemon-cpu 1); VMLOCKD_WRAPPER="taskset -c 1" ;;
+*) bail_out "PLACEMENT must be free, same or split, not '$PLACEMENT'" ;;
+esac
+echo "# placement: $PLACEMENT" >&2
 
 N=${N:-5000}
 DISK_REPS=${DISK_REPS:-30}
@@ -47,7 +61,7 @@ VMLOCKD_PIDFILE=$VML_DAEMON_PIDFILE
 VIRTLOCKD_PIDFILE=$VML_TMP/virtlockd.pid
 echo "log_outputs = \"3:file:$VML_TMP/virtlockd.log\"" >"$VML_TMP/virtlockd.conf"
 VML_DAEMON_PIDFILES+=("$VIRTLOCKD_PIDFILE")
-"$VIRTLOCKD" -d -f "$VML_TMP/virtlockd.conf" -p "$VIRTLOCKD_PIDFILE" </dev/null ||
+$VMLOCKD_WRAPPER "$VIRTLOCKD" -d -f "$VML_TMP/virtlockd.conf" -p "$VIRTLOCKD_PIDFILE" </dev/null ||
     bail_out "virtlockd -d starts"
 
 # Direct mode (locks on the images) and indirect mode (lease files in a lockspace).
@@ -63,7 +77,7 @@ mkdir -p "$VML_TMP/work"
 bench() {
     local name=$1 conf=$2 lockd_conf=$3
     shift 3
-    "$VMLOCK_BENCH" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/$conf" \
+    "${PIN_BENCH[@]}" "$VMLOCK_BENCH" "${PIN_ARGS[@]}" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/$conf" \
         --pidfile "$VMLOCKD_PIDFILE" --socket "$VMLOCKD_SOCK" --label vmlockd \
         --vs "$LOCKD_SO:$VML_TMP/$lockd_conf" --vs-pidfile "$VIRTLOCKD_PIDFILE" \
         --vs-socket /run/libvirt/virtlockd-sock --vs-label lockd \
@@ -89,7 +103,7 @@ run latency vmlockd-direct.conf lockd-direct.conf --floor --plot "$OUT/latency.p
 # in the bench between vmlockd's cycles (it evicts caches, and inflates every figure of the
 # three-way run, the daemons' CPU included).
 echo "==> floor: vmlockd and the floor daemon, $N cycles" >&2
-if "$VMLOCK_BENCH" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/vmlockd-direct.conf" \
+if "${PIN_BENCH[@]}" "$VMLOCK_BENCH" "${PIN_ARGS[@]}" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/vmlockd-direct.conf" \
         --pidfile "$VMLOCKD_PIDFILE" --label vmlockd --floor --stub "$VMLOCK_STUB_QEMU" \
         --workdir "$VML_TMP/work" --json-out "$OUT/floor.json" --plot "$OUT/floor.png" \
         latency "$N" >"$OUT/floor.txt" 2>"$VML_TMP/floor.err"; then
@@ -110,7 +124,7 @@ run parallel vmlockd-direct.conf lockd-direct.conf parallel 4 "$PARALLEL_N"
 vml_daemon_stop
 vml_daemon_start || bail_out "vmlockd -d restarts"
 echo "==> fill: $FILL leases (hard RLIMIT_NOFILE here: $HARD_NOFILE)" >&2
-if "$VMLOCK_BENCH" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/vmlockd-direct.conf" \
+if "${PIN_BENCH[@]}" "$VMLOCK_BENCH" "${PIN_ARGS[@]}" --plugin "$VMLOCK_PLUGIN" --config "$VML_TMP/vmlockd-direct.conf" \
         --pidfile "$VMLOCKD_PIDFILE" --socket "$VMLOCKD_SOCK" --label vmlockd \
         --stub "$VMLOCK_STUB_QEMU" --workdir "$VML_TMP/work" --json-out "$OUT/fill.json" \
         fill "$FILL" "$FILL_CYCLES" >"$OUT/fill.txt" 2>"$VML_TMP/fill.err"; then

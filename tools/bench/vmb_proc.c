@@ -2,6 +2,7 @@
 #include "vmb_proc.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <limits.h>
@@ -112,6 +113,41 @@ double vmb_proc_cpu_delta_us(const vmb_cpu *before, const vmb_cpu *after)
     if (before->has_sched && after->has_sched && after->sched_us >= before->sched_us)
         return after->sched_us - before->sched_us;
     return after->stat_us - before->stat_us;
+}
+
+int vmb_proc_pin(pid_t pid, int cpu, vml_error *err)
+{
+    char path[64];
+    cpu_set_t set;
+    DIR *tasks;
+    struct dirent *task;
+    int ret = -1;
+
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    tasks = opendir(path);
+    if (tasks == NULL) {
+        vml_error_set_errno(err, VIR_FROM_NONE, errno, "cannot list the threads of pid %d",
+                            (int)pid);
+        return -1;
+    }
+    while ((task = readdir(tasks)) != NULL) {
+        char *end;
+        long tid = strtol(task->d_name, &end, 10);
+
+        if (task->d_name[0] == '.' || *end != '\0' || tid <= 0)
+            continue;
+        if (sched_setaffinity((pid_t)tid, sizeof(set), &set) < 0) {
+            vml_error_set_errno(err, VIR_FROM_NONE, errno,
+                                "cannot pin thread %ld of pid %d to CPU %d", tid, (int)pid, cpu);
+            goto out;
+        }
+    }
+    ret = 0;
+ out:
+    closedir(tasks);
+    return ret;
 }
 
 int vmb_proc_rss_kib(pid_t pid, long *kib, vml_error *err)

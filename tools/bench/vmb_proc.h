@@ -27,6 +27,10 @@ int vmb_proc_cpu(pid_t pid, vmb_cpu *out, vml_error *err);
 /* CPU microseconds used between two readings: schedstat when both have it, else stat. */
 double vmb_proc_cpu_delta_us(const vmb_cpu *before, const vmb_cpu *after);
 
+/* Pin every thread of process pid to cpu (sched_setaffinity); -1 with err naming the
+ * thread and the reason. */
+int vmb_proc_pin(pid_t pid, int cpu, vml_error *err);
+
 /* VmRSS of a process in KiB. */
 int vmb_proc_rss_kib(pid_t pid, long *kib, vml_error *err);
 

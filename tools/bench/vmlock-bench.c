@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ typedef struct bench_args {
     const char *workdir;
     const char *stub;
     bool floor;
+    int daemon_cpu;                 /* -1: not pinned */
     bool json;
     unsigned int warmup;
     unsigned int rounds;
@@ -92,6 +94,7 @@ static const struct option long_options[] = {
     { "warmup", required_argument, NULL, 'w' },
     { "rounds", required_argument, NULL, 'r' },
     { "reps", required_argument, NULL, 'R' },
+    { "daemon-cpu", required_argument, NULL, 'c' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -130,6 +133,12 @@ static void usage(FILE *out)
 "                     (A B A B ...) in the same run; the output adds B / A ratios\n"
 "  --vs-pidfile FILE, --vs-socket PATH, --vs-label NAME    the same for the second\n"
 "  --floor            also run the floor daemon interleaved (latency mode): X / floor ratios\n"
+"  --daemon-cpu CPU   pin every daemon measured (the --pidfile ones, all their threads, and\n"
+"                     the floor) to CPU, so that all run where the others do; run the bench\n"
+"                     under taskset to place it too, and start a daemon that forks helpers\n"
+"                     (vmlockd's keeper) under taskset so they follow.  Unpinned, each\n"
+"                     wake-up lands on the same or the other CPU as the scheduler decides,\n"
+"                     and on a VM an idle CPU's wake-up costs tens of microseconds\n"
 "  --warmup N         unmeasured cycles first (default 20)\n"
 "  --reps N           cycles per K in disks mode (default 20)\n"
 "  --rounds N         interleaving rounds in parallel mode (default 10)\n"
@@ -194,6 +203,7 @@ static int parse_args(int argc, char **argv, bench_args *args)
     int opt;
 
     args->warmup = 20;
+    args->daemon_cpu = -1;
     args->rounds = 10;
     args->reps = 20;
     opterr = 0;
@@ -235,6 +245,14 @@ static int parse_args(int argc, char **argv, bench_args *args)
             if (option_uint("--reps", optarg, 1, 1000000, &args->reps) < 0)
                 return -1;
             break;
+        case 'c': {
+            unsigned int cpu;
+
+            if (option_uint("--daemon-cpu", optarg, 0, CPU_SETSIZE - 1, &cpu) < 0)
+                return -1;
+            args->daemon_cpu = (int)cpu;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 1;
@@ -1011,6 +1029,15 @@ int main(int argc, char **argv)
             goto out;
         }
         b.nparts++;
+    }
+    if (args.daemon_cpu >= 0) {
+        for (unsigned int p = 0; p < b.nparts; p++) {
+            if (b.parts[p].daemon_pid > 0 &&
+                vmb_proc_pin(b.parts[p].daemon_pid, args.daemon_cpu, &err) < 0) {
+                fprintf(stderr, "vmlock-bench: %s: %s\n", b.parts[p].label, err.message);
+                goto out;
+            }
+        }
     }
     b.results.mode = args.mode;
     b.results.command = command;

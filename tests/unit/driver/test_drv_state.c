@@ -1,4 +1,5 @@
 /* test_drv_state.c: unit tests of the plugin's lock state string: format, key mapping, strict parsing and its bounds. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,55 @@ static void test_bad_states(void)
     }
 }
 
+/* Many resources (sorted lookup), extreme numbers, and the first of two equal keys. */
+static void test_many(void)
+{
+    enum { N = 300 };
+    static char names[N][16];
+    static vml_ext_resource2 set[N], reversed[N];
+    static vml_ext_generation gens[N];
+    vml_ext_resource2 one[1] = { res("/ls", "n0") };
+    char *state = NULL;
+    char *doubled = NULL;
+    vml_error err;
+    size_t ok = 0;
+
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "n%zu", i);
+        set[i] = res("/ls", names[i]);
+        reversed[N - 1 - i] = set[i];
+        gens[i].generation = i == 0 ? UINT64_MAX : i;
+        gens[i].epoch = i % 2 ? UINT64_MAX - i : 0;
+        gens[i].held = TRUE;
+    }
+    VML_CHECK(drv_state_format(set, gens, N, &state, &err) == 0 && state != NULL &&
+              strstr(state, "=18446744073709551615,") != NULL &&
+              strstr(state, "@fffffffffffffffe") != NULL,
+              "300 leases: the largest generation and epoch are written in full");
+    if (state == NULL)
+        return;
+    VML_CHECK(drv_state_apply(state, reversed, N, &err) == 0, "and the state applies to them");
+    for (size_t i = 0; i < N; i++) {
+        const vml_ext_resource2 *r = &reversed[N - 1 - i];
+
+        ok += (r->flags & VML_EXT_RESOURCE_EXPECT_GENERATION) &&
+              r->expected_generation == gens[i].generation && r->expected_epoch == gens[i].epoch;
+    }
+    VML_CHECK(ok == N, "each of the 300 gets its own generation and epoch, in any order");
+    /* The same entry twice, the second with another generation: the first one counts. */
+    if (asprintf(&doubled, "%s,%.16s=7", state, state + strlen(DRV_STATE_PREFIX)) > 0) {
+        VML_CHECK(drv_state_apply(doubled, one, 1, &err) == 0 &&
+                  one[0].expected_generation == UINT64_MAX,
+                  "a key given twice: the first entry counts");
+        free(doubled);
+    }
+    free(state);
+}
+
 int main(void)
 {
     test_format_and_apply();
+    test_many();
     test_bad_states();
     return vml_test_done();
 }
