@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -57,6 +58,8 @@ typedef struct busy_info {
 } busy_info;
 
 /* Learn who blocks us on fd: the conflicting lock's type, and the file's owner record. */
+static int lease_fstat(dmn_lockspaces *reg, int fd, struct stat *st, unsigned char *locality);
+
 static void read_busy_info(int fd, const char *path, bool direct, busy_info *busy)
 {
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
@@ -84,7 +87,8 @@ static void read_busy_info(int fd, const char *path, bool direct, busy_info *bus
  */
 static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct,
                               bool autocreate, bool shared, int *fd_out, struct stat *st,
-                              bool *created, busy_info *busy, vml_error *err)
+                              unsigned char *locality, bool *created, busy_info *busy,
+                              vml_error *err)
 {
     int oflags = O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
@@ -120,7 +124,7 @@ static lock_result lease_lock(dmn_lockspaces *reg, const char *path, bool direct
                                     autocreate ? "open/create" : "open", path);
             return LOCK_ERROR;
         }
-        if (fstat(fd, st) < 0) {
+        if (lease_fstat(reg, fd, st, locality) < 0) {
             vml_error_set_errno(err, VIR_FROM_LOCKSPACE, errno, "Unable to stat resource %s",
                                 path);
             close(fd);
@@ -228,6 +232,45 @@ static bool locks_are_local(int fd)
             return true;
     }
     return false;
+}
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U     /* Linux 6.8; older kernels leave it out of stx_mask */
+#endif
+
+/*
+ * fstat() of a lease descriptor, plus the lock locality of its filesystem into *locality:
+ * from the registry's cache when the kernel names the mount uniquely (a mount id is never
+ * reused then, so a cached answer cannot describe another filesystem), else asked once.
+ * Only st_mode, st_dev and st_ino are filled in.
+ */
+static int lease_fstat(dmn_lockspaces *reg, int fd, struct stat *st, unsigned char *locality)
+{
+    struct statx stx;
+
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
+              STATX_TYPE | STATX_MODE | STATX_INO | STATX_MNT_ID_UNIQUE, &stx) < 0)
+        return -1;
+    memset(st, 0, sizeof(*st));
+    st->st_mode = stx.stx_mode;
+    st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st->st_ino = (ino_t)stx.stx_ino;
+    *locality = DMN_LOCKS_UNKNOWN;
+    if (!(stx.stx_mask & STATX_MNT_ID_UNIQUE))
+        return 0;
+    for (size_t i = 0; i < reg->nlocality; i++) {
+        if (reg->locality[i].mnt_id == stx.stx_mnt_id) {
+            *locality = reg->locality[i].locality;
+            return 0;
+        }
+    }
+    *locality = locks_are_local(fd) ? DMN_LOCKS_LOCAL : DMN_LOCKS_ELSEWHERE;
+    if (reg->nlocality < DMN_LOCALITY_CACHE) {
+        reg->locality[reg->nlocality].mnt_id = stx.stx_mnt_id;
+        reg->locality[reg->nlocality].locality = *locality;
+        reg->nlocality++;
+    }
+    return 0;
 }
 
 int dmn_lease_verify_lock(int fd, bool shared)
@@ -401,7 +444,9 @@ static int journal_leave(dmn_lockspaces *reg, dmn_lease *lease)
             break;
         }
         j->dropped[j->ndropped++] = lease->id;
-        if (!j->drops_urgent && !locks_are_local(fd))
+        if (!j->drops_urgent &&
+            (lease->locality == DMN_LOCKS_UNKNOWN ? !locks_are_local(fd)
+                                                  : lease->locality == DMN_LOCKS_ELSEWHERE))
             j->drops_urgent = true;
         break;
     }
@@ -1558,8 +1603,8 @@ static int lease_create(dmn_lockspaces *reg, dmn_lockspace *ls, const vml_ext_re
         goto out;
     }
     switch (lease_lock(reg, lease->path, is_default(ls), (lease->flags & FLAG_AUTOCREATE) != 0,
-                       (lease->flags & FLAG_SHARED) != 0, &lease->fd, &st, &created, &busy,
-                       err)) {
+                       (lease->flags & FLAG_SHARED) != 0, &lease->fd, &st, &lease->locality,
+                       &created, &busy, err)) {
     case LOCK_OK:
         break;
     case LOCK_BUSY: {

@@ -70,9 +70,20 @@ struct dmn_lease {
     size_t nholders, aholders;
     uint32_t seq;                   /* creation order, the LIST cursor */
     bool commit_pending;            /* acquired, owner record / generation not yet written */
+    unsigned char locality;         /* DMN_LOCKS_*: where the filesystem keeps its locks */
     dmn_lease *prev, *next;         /* dmn_lockspaces list, creation order */
     dmn_lease *alias_next;          /* other leases on the same inode (shared aliases) */
 };
+
+/* Whether a lease's filesystem keeps its locks in the local inode (see locks_are_local). */
+enum {
+    DMN_LOCKS_UNKNOWN = 0,          /* ask the filesystem when it matters (restored leases) */
+    DMN_LOCKS_LOCAL = 1,
+    DMN_LOCKS_ELSEWHERE = 2,        /* FUSE, network and cluster filesystems */
+};
+
+/* Filesystems whose lock locality this registry knows, by unique mount id (at most). */
+#define DMN_LOCALITY_CACHE 32
 
 /* A directory of lease files, or the default lockspace "" (names are the disk paths). */
 struct dmn_lockspace {
@@ -137,6 +148,13 @@ typedef struct dmn_lockspaces {
     unsigned int daemon_pid;
     bool journaling;                /* a keeper exists: queue changes, defer unlocks */
     dmn_journal journal;
+    /* Lock locality by unique mount id (statx, Linux 6.8+), so that a release need not
+     * ask the filesystem (fstatfs cost ext4 a sum over every CPU's counters). */
+    struct {
+        uint64_t mnt_id;
+        unsigned char locality;
+    } locality[DMN_LOCALITY_CACHE];
+    size_t nlocality;
     dmn_open_hook after_open;       /* NULL except in tests */
     void *after_open_opaque;
 } dmn_lockspaces;

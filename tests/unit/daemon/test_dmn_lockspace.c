@@ -305,6 +305,19 @@ static void test_acquire_release(dmn_owner *me, dmn_owner *other, dmn_owner *thi
         struct stat st;
         VML_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "lease files are mode 0600");
     }
+    /* tmpdir is ext4, xfs, btrfs, overlayfs or tmpfs in every setup that runs this.  Before
+     * Linux 6.8 (no unique mount id) the daemon asks the filesystem at the release instead. */
+    {
+        struct statx stx;
+        bool unique = statx(AT_FDCWD, path, 0, 0x4000U /* STATX_MNT_ID_UNIQUE */, &stx) == 0 &&
+                      (stx.stx_mask & 0x4000U);
+
+        VML_CHECK(h != NULL && h->lease->locality == (unique ? DMN_LOCKS_LOCAL
+                                                             : DMN_LOCKS_UNKNOWN),
+                  "the lease knows its filesystem keeps locks locally (what a release's DROP "
+                  "needs), when the kernel names mounts uniquely");
+    }
+    VML_CHECK(reg->nlocality <= 1, "and that is asked of the filesystem once per mount at most");
     conflicts = reg->conflicts;
     /* ARCHITECTURE daemon invariant 7: held in the same mode already, granted as it stands
      * (libvirt's hot-plug while paused, then resume). */
