@@ -134,4 +134,20 @@ else
     tap_not_ok "fill"
     diag "$(cat "$VML_TMP/fill.err")"
 fi
+# Direct-mode leases (the disk images themselves), on a fresh daemon again: the fill above
+# holds lease files, whose generation lives in the file, not in the daemon.
+vml_daemon_stop
+vml_daemon_start || bail_out "vmlockd -d restarts"
+mkdir -p "$VML_TMP/direct"
+ln -sf "$VMLOCKD_PIDFILE" "$VML_TMP/direct/pid"
+ln -sf "$VMLOCKD_SOCK" "$VML_TMP/direct/sock"
+echo "==> direct-fill: $FILL direct-mode leases" >&2
+if "$VML_PYTHON" "$(dirname "$0")/direct_fill.py" "$VML_TMP/direct" "$FILL" \
+        >"$OUT/direct-fill.txt" 2>"$VML_TMP/direct-fill.err"; then
+    tap_ok "direct-fill"
+    cat "$OUT/direct-fill.txt" >&2
+else
+    tap_not_ok "direct-fill"
+    diag "$(cat "$VML_TMP/direct-fill.err")"
+fi
 tap_done

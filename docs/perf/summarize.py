@@ -9,6 +9,7 @@ are reported, not judged beyond that comparison: nothing here is a test.
 
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -19,6 +20,18 @@ def load(rundir, name):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def direct_fill(rundir):
+    """(leases, bytes per lease, MiB extrapolated to 100k) from direct-fill.txt, or None."""
+    try:
+        with open(os.path.join(rundir, "direct-fill.txt")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"direct-mode leases (\d+): VmRSS (\d+) KiB -> (\d+) KiB, ([0-9.]+) bytes per "
+                  r"lease, EXTRAPOLATED to 100,000 leases: ([0-9.]+) MiB", text)
+    return (int(m.group(1)), float(m.group(4)), float(m.group(5))) if m else None
 
 
 def ratio(doc, num, den, scope, metric, field="median"):
@@ -90,6 +103,10 @@ TARGETS = [
     ("many leases: RSS EXTRAPOLATED to 100k leases, MiB (indirect)",
      lambda d: ((row(d["fill"], "vmlockd", "empty", "cycle", "daemon_rss_kib") or 0) * 1024.0 +
                 rss_per_lease(d["fill"]) * 100000) / 1048576.0, "max", 64.0),
+    ("many leases: VmRSS per lease held, bytes (direct mode)",
+     lambda d: d["direct-fill"][1], None, None),
+    ("many leases: RSS EXTRAPOLATED to 100k leases, MiB (direct)",
+     lambda d: d["direct-fill"][2], "max", 64.0),
     ("hand-off release->grant, vmlockd median, us",
      lambda d: row(d["handoff"], "vmlockd", "1 disk", "handoff", "median_us"), "max", 1000.0),
     ("hand-off release->grant, vmlockd p99, us",
@@ -106,9 +123,11 @@ def main(argv):
         sys.exit(__doc__)
     runs = []
     for rundir in argv[1:]:
-        runs.append({name: load(rundir, name) for name in
-                     ("latency", "floor", "disks-direct", "disks-indirect", "handoff", "parallel",
-                              "fill")})
+        run = {name: load(rundir, name) for name in
+               ("latency", "floor", "disks-direct", "disks-indirect", "handoff", "parallel",
+                "fill")}
+        run["direct-fill"] = direct_fill(rundir)
+        runs.append(run)
     print("%-62s %s   %8s  %s" % ("target", "  ".join("run%-4d" % (i + 1) for i in range(len(runs))),
                                    "median", "verdict"))
     for label, read, kind, bound in TARGETS:
