@@ -14,7 +14,8 @@
 . "$(dirname "$0")/../../tests/lib/vml.sh"
 : "${VMLOCK_BENCH:=${VML_BUILD_DIR:+$VML_BUILD_DIR/tools/vmlock-bench}}"
 vml_require VMLOCKD VMLOCK_PLUGIN VMLOCK_STUB_QEMU VMLOCK_BENCH
-OUT=$(cd "${1:-$(dirname "$0")}" && pwd)
+OUT=${1:-$(dirname "$0")/${PLACEMENT:-free}}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 LOCKD_SO=${VML_LOCKD_SO:-$(vml_find_lockd_so)}
 VIRTLOCKD=${VML_VIRTLOCKD:-/usr/sbin/virtlockd}
 [ -n "$LOCKD_SO" ] && [ -x "$VIRTLOCKD" ] || skip_all "libvirt-daemon (lockd.so, virtlockd) is not installed"
