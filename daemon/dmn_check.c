@@ -132,7 +132,8 @@ bool dmn_checker_next_deadline(const dmn_checker *checker, int64_t *deadline_ms)
 
 /* ---- the probe (runs in the forked child) ---- */
 
-static uint32_t probe_lease(const dmn_lease *lease, int *errnum)
+/* The verdict on one lease, in the forked probe; daemon is the process that forked it. */
+static uint32_t probe_lease(const dmn_lease *lease, pid_t daemon, int *errnum)
 {
     bool direct = lease->lockspace->path[0] == '\0';
     struct stat st;
@@ -149,7 +150,9 @@ static uint32_t probe_lease(const dmn_lease *lease, int *errnum)
     }
     if ((uint64_t)st.st_dev != lease->inode.dev || (uint64_t)st.st_ino != lease->inode.ino)
         return VERDICT_REPLACED;
-    rc = dmn_lease_verify_lock(lease->fd, (lease->flags & VML_LS_ACQUIRE_SHARED) != 0);
+    rc = dmn_lease_verify_lock(lease->fd, (lease->flags & VML_LS_ACQUIRE_SHARED) != 0, daemon);
+    if (rc == 3)
+        return VERDICT_OK;      /* released since the fork: the daemon forgot its id */
     if (rc > 0)
         return VERDICT_LOCK_GONE;
     if (rc < 0) {
@@ -191,13 +194,18 @@ static void write_all(int fd, const void *buf, size_t len)
 __attribute__((noreturn))
 static void probe_main(const dmn_lockspaces *reg, int out_fd)
 {
+    pid_t daemon = getppid();
+
     signal(SIGPIPE, SIG_DFL);
     for (const dmn_lease *lease = reg->head; lease != NULL; lease = lease->next) {
         verdict v = { .id = lease->id };
 
         if (lease->state & VML_SNAP_LOST)
             continue;
-        v.what = probe_lease(lease, &v.errnum);
+        v.what = probe_lease(lease, daemon, &v.errnum);
+        /* Our copy goes at once: on a filesystem that keeps locks elsewhere, a copy kept
+         * to the end of the round would hold a lock the daemon released meanwhile. */
+        close(lease->fd);
         write_all(out_fd, &v, sizeof(v));
     }
     /* Leave nothing open behind (fd-tracking tools judge every process). */

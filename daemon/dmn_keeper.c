@@ -726,7 +726,7 @@ static void adopt_item(adoption *a, const vml_keeper_item *item, int *fds, size_
         if (dmn_owner_set_lockfailure(holders[i], h->on_lockfailure, h->uri, &err) < 0)
             VML_WARN("%s", err.message);
     }
-    verify = dmn_lease_verify_lock(fds[0], (snap.flags & VML_LS_ACQUIRE_SHARED) != 0);
+    verify = dmn_lease_verify_lock(fds[0], (snap.flags & VML_LS_ACQUIRE_SHARED) != 0, 0);
     if (verify == 2) {
         /* Unlocked on a filesystem that shows every lock: the previous daemon released it
          * (explicitly, before its reply) and died before its batched DROP went out. */

@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/kcmp.h>
 
 #include "vml_log.h"
 
@@ -273,7 +276,20 @@ static int lease_fstat(dmn_lockspaces *reg, int fd, struct stat *st, unsigned ch
     return 0;
 }
 
-int dmn_lease_verify_lock(int fd, bool shared)
+/* Whether process pid's descriptor fd is this process's descriptor fd, the same open file
+ * description (kcmp); true when that cannot be told (no kcmp, not permitted). */
+static bool same_description_in(pid_t pid, int fd)
+{
+    long rc = syscall(SYS_kcmp, pid, getpid(), KCMP_FILE, fd, fd);
+
+    if (rc == 0)
+        return true;
+    if (rc > 0)
+        return false;           /* another file at that number now */
+    return errno != EBADF;      /* EBADF: pid has closed it (ours is open: we hold it) */
+}
+
+int dmn_lease_verify_lock(int fd, bool shared, pid_t holder)
 {
     struct flock fl = { .l_type = shared ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET,
                         .l_start = 0, .l_len = 1 };
@@ -282,6 +298,8 @@ int dmn_lease_verify_lock(int fd, bool shared)
     ssize_t n;
     int info;
 
+    if (holder > 0 && !same_description_in(holder, fd))
+        return 3;
     snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
     info = open(path, O_RDONLY | O_CLOEXEC);
     if (info < 0)

@@ -328,9 +328,13 @@ void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_vi
  * when held, 1 when another process or host holds a conflicting lock (lost), 2 when a
  * local filesystem shows it is not held (never re-taken here: the caller may be a forked
  * probe that must not revive a lock the daemon released meanwhile), -1 on error with
- * errno set.
+ * errno set.  holder > 0 names the process whose descriptor fd (same number) must still be
+ * this open file description (a forked probe passes the daemon): when it is not, the lease
+ * was released meanwhile and 3 is returned, nothing checked and, above all, nothing
+ * re-asserted (on FUSE or NFS that would take the released lock again for as long as the
+ * probe keeps its copy).  Where that cannot be told (no kcmp), it is checked as before.
  */
-int dmn_lease_verify_lock(int fd, bool shared);
+int dmn_lease_verify_lock(int fd, bool shared, pid_t holder);
 
 /* ---- the keeper journal ---- */
 

@@ -1571,7 +1571,7 @@ static int restore_state(dmn_server *s, const dmn_server_options *opts, const vm
         /* THE check the handover exists for: the lock must have survived the exec. */
         verdict = fstat(src->fd, &st) == 0 && (uint64_t)st.st_dev == snap->dev &&
                   (uint64_t)st.st_ino == snap->ino
-                  ? dmn_lease_verify_lock(src->fd, (snap->flags & VML_LS_ACQUIRE_SHARED) != 0)
+                  ? dmn_lease_verify_lock(src->fd, (snap->flags & VML_LS_ACQUIRE_SHARED) != 0, 0)
                   : -1;
         if (verdict != 0 && !(snap->state_flags & VML_SNAP_LOST)) {
             vml_error_set(err, VIR_FROM_RPC, VIR_ERR_INTERNAL_ERROR,

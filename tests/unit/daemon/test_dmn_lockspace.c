@@ -798,7 +798,7 @@ static void test_verify_in_probe(dmn_owner *me)
     dmn_lease *lease;
     vml_error err;
     int go[2], verdict[2];
-    signed char rc = -9;
+    signed char rcs[2] = { -9, -9 };
     pid_t probe;
 
     snprintf(dir, sizeof(dir), "%s/ls-probe", tmpdir);
@@ -809,16 +809,18 @@ static void test_verify_in_probe(dmn_owner *me)
                    "a lease for the probe test"))
         return;
     lease = dmn_lockspaces_find_lease(reg, dir, "lease");
-    VML_CHECK(lease != NULL && dmn_lease_verify_lock(lease->fd, false) == 0,
+    VML_CHECK(lease != NULL && dmn_lease_verify_lock(lease->fd, false, 0) == 0,
               "a held lock is verified from fdinfo");
     probe = fork();
     if (probe == 0) {
         char c;
 
         close(go[1]);
-        if (read(go[0], &c, 1) == 1)
-            rc = (signed char)dmn_lease_verify_lock(lease->fd, false);
-        if (write(verdict[1], &rc, 1) != 1)
+        if (read(go[0], &c, 1) == 1) {
+            rcs[0] = (signed char)dmn_lease_verify_lock(lease->fd, false, 0);
+            rcs[1] = (signed char)dmn_lease_verify_lock(lease->fd, false, getppid());
+        }
+        if (write(verdict[1], rcs, 2) != 2)
             _exit(1);
         while (read(go[0], &c, 1) > 0)      /* keep the description until told */
             ;
@@ -828,8 +830,10 @@ static void test_verify_in_probe(dmn_owner *me)
     close(verdict[1]);
     VML_CHECK(dmn_lease_release(reg, ls, "lease", (unsigned int)me->pid, NULL, &err) == 0,
               "the daemon releases it after the probe forked");
-    VML_CHECK(write(go[1], "x", 1) == 1 && read(verdict[0], &rc, 1) == 1 && rc == 2,
+    VML_CHECK(write(go[1], "x", 1) == 1 && read(verdict[0], rcs, 2) == 2 && rcs[0] == 2,
               "the probe finds it not held on a local filesystem (and takes nothing)");
+    VML_CHECK(rcs[1] == 3, "told which process held it, the probe sees that process closed it "
+                           "(released meanwhile: nothing checked, nothing re-asserted)");
     VML_CHECK(lockable_now(path) == 1, "the file is free while the probe still lives");
     close(go[1]);
     close(verdict[0]);
