@@ -694,12 +694,43 @@ static void visit_generation(void *value, void *opaque)
     walk->visit(value, walk->opaque);
 }
 
+/* Whether lease carries its daemon-local generation itself (held exclusively, committed). */
+static bool carries_generation(const dmn_lockspaces *reg, const dmn_lease *lease)
+{
+    return !(lease->flags & FLAG_SHARED) && !(lease->state & VML_SNAP_RECORD) &&
+           !lease->commit_pending && lease->nholders > 0 && lease->epoch == reg->epoch;
+}
+
 void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_visit visit,
                                     void *opaque)
 {
     generation_walk walk = { .visit = visit, .opaque = opaque };
 
     dmn_hash_each(reg->generations, visit_generation, &walk);
+    /* Then those held leases carry, as table entries: an image that keeps every
+     * generation in its table (before vmlockd 0.3) needs them, and a lease whose holders
+     * all exit during the re-exec is released from the table's entry. */
+    for (const dmn_lease *lease = reg->head; lease != NULL; lease = lease->next) {
+        const dmn_owner *last = lease->nholders > 0 ? lease->holders[0]->owner : NULL;
+        dmn_generation gen;
+
+        if (!carries_generation(reg, lease))
+            continue;
+        memset(&gen, 0, sizeof(gen));
+        if ((gen.key = generation_key(lease->lockspace->path, lease->name, &gen.key_len)) ==
+            NULL) {
+            VML_WARN("out of memory: the generation of %s is not handed over", lease->path);
+            continue;
+        }
+        gen.generation = lease->generation;
+        gen.run_start = lease->run_start;
+        memcpy(gen.last_uuid, last->identity.uuid, sizeof(gen.last_uuid));
+        gen.last_name = last->identity.name;
+        gen.last_pid = last->pid;
+        gen.last_since_usec = lease->holders[0]->since_usec;
+        visit(&gen, opaque);
+        free(gen.key);
+    }
 }
 
 static void free_generation_entry(void *value, void *opaque)
@@ -2035,6 +2066,9 @@ int dmn_lease_restore(dmn_lockspaces *reg, const vml_snap_lease *snap, int fd,
         dmn_lease_journal_update(reg, lease);
     else if (!keeper)
         journal_add(reg, lease);
+    /* Held: the lease carries its generation; a handover also gave it as a table entry. */
+    if (carries_generation(reg, lease))
+        generation_forget(reg, ls->path, lease->name);
     *out = lease;
     lease = NULL;
     ret = 0;

@@ -315,8 +315,9 @@ int dmn_generation_restore(dmn_lockspaces *reg, const char *lockspace, const cha
                            uint64_t generation, uint64_t run_start, const vml_ls_owner *last,
                            int64_t last_since_usec, vml_error *err);
 
-/* Visit every daemon-local generation in the table (handover): those of leases not held
- * exclusively now; a held lease carries its own. */
+/* Visit every daemon-local generation (handover): the table's (resources not held
+ * exclusively now), then those held leases carry, as entries built for the visit (borrowed
+ * for its duration).  dmn_lease_restore takes a held lease's entry out of the table again. */
 typedef void (*dmn_generation_visit)(const dmn_generation *gen, void *opaque);
 void dmn_lockspaces_each_generation(const dmn_lockspaces *reg, dmn_generation_visit visit,
                                     void *opaque);

@@ -68,6 +68,26 @@ if [ "$mode" = direct ]; then
         tap_not_ok "direct mode: the generation names its daemon's epoch (got $S2)"
 fi
 
+# A re-exec (SIGUSR1) while vm5 holds the direct-mode disk: its lease carries its
+# generation (5: the loop above took the disk 4 times) across, and into the table at the
+# pause, so vm6 using the disk meanwhile still fences vm5's resume.
+VML_PLUGIN_CONF=$VML_TMP/direct.conf
+vml_guest_start vm5 "$U1" --disk "$DIRECT" && P5=$VML_GUEST_PID || P5=none
+kill -USR1 "$(vml_daemon_pid)"
+tap_check "the daemon re-executes with vm5's direct-mode lease held" \
+    test "$(lt_status reexecs)/$(lt_status leases)" = "1/1"
+vml_host release --pid "$P5" --name vm5 --uuid "$U1" --disk "$DIRECT"
+S5=$(state_of)
+tap_check "pausing vm5 after the re-exec reports generation 5 ($S5)" \
+    test "${S5#*=}" != "$S5" -a "${S5#*=}" = "5@${S2#*@}"
+vml_guest_start vm6 "$U2" --disk "$DIRECT" && P6=$VML_GUEST_PID || P6=none
+vml_host release --pid "$P6" --name vm6 --uuid "$U2" --disk "$DIRECT"
+vml_host acquire --pid "$P5" --name vm5 --uuid "$U1" --disk "$DIRECT" --state "$S5"
+expect_rc 1 "resuming vm5 is refused: vm6 used the disk after the re-exec"
+expect_text err "(generation 6, expected 5)" "... with the generations counted on across it"
+vml_guest_kill "$P5"
+vml_guest_kill "$P6"
+
 # Migration on one host: inquire on the running source; the destination (the same domain,
 # a new QEMU) acquires with it after the source paused; the source may even resume later
 # with its pause state once the destination is gone: no OTHER domain held the disk.
