@@ -468,28 +468,6 @@ static int handle_list(dmn_context *ctx, dmn_session *session, void *argp, void 
     return 0;
 }
 
-static int handle_status(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
-                         vml_error *err)
-{
-    vml_ext_status_ret *ret = retp;
-
-    (void)session; (void)argp;
-    if ((ret->daemon_version = strdup(VML_VERSION)) == NULL) {
-        vml_error_set_errno(err, VIR_FROM_RPC, ENOMEM, "cannot report the status");
-        return -1;
-    }
-    ret->pid = (u_int)getpid();
-    ret->uptime_usec = monotonic_usec() - ctx->start_usec;
-    ret->lockspaces = (u_int)ctx->lockspaces->nlockspaces;
-    ret->leases = (u_int)ctx->lockspaces->nleases;
-    ret->owners = (u_int)dmn_owners_active(ctx->owners);
-    ret->clients = ctx->nclients;
-    ret->acquires = ctx->lockspaces->acquires;
-    ret->conflicts = ctx->lockspaces->conflicts;
-    ret->owner_kills = ctx->owners->kills;
-    return 0;
-}
-
 static int handle_status2(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
                           vml_error *err)
 {
@@ -516,6 +494,29 @@ static int handle_status2(dmn_context *ctx, dmn_session *session, void *argp, vo
     ret->reexecs = ctx->reexecs;
     ret->adopted = ctx->adopted;
     ret->epoch = ctx->lockspaces->epoch;
+    return 0;
+}
+
+/* Version 1's STATUS: the first fields of version 2's (daemon_version moves over). */
+static int handle_status(dmn_context *ctx, dmn_session *session, void *argp, void *retp,
+                         vml_error *err)
+{
+    vml_ext_status_ret *ret = retp;
+    vml_ext_status2_ret full;
+
+    memset(&full, 0, sizeof(full));
+    if (handle_status2(ctx, session, argp, &full, err) < 0)
+        return -1;
+    ret->daemon_version = full.daemon_version;
+    ret->pid = full.pid;
+    ret->uptime_usec = full.uptime_usec;
+    ret->lockspaces = full.lockspaces;
+    ret->leases = full.leases;
+    ret->owners = full.owners;
+    ret->clients = full.clients;
+    ret->acquires = full.acquires;
+    ret->conflicts = full.conflicts;
+    ret->owner_kills = full.owner_kills;
     return 0;
 }
 

@@ -235,6 +235,29 @@ static void print_lease_text(const vml_ext_lease *lease)
     putchar('\n');
 }
 
+/* The start of holder number index of a JSON "holders" array: its domain, uuid, id, pid;
+ * the caller adds fields and ends it with json_holder_close. */
+static void json_holder_open(u_int index, const vml_ls_owner *owner)
+{
+    char uuid[CTL_UUID_TEXT_LEN];
+
+    ctl_format_uuid((const unsigned char *)owner->uuid, uuid);
+    fputs(index == 0 ? "{\"domain\": " : ", {\"domain\": ", stdout);
+    ctl_json_string(stdout, owner->name);
+    printf(", \"uuid\": \"%s\", \"id\": %u, \"pid\": %u", uuid, owner->id, owner->pid);
+}
+
+/* Since when the holder holds it (text and microseconds), and the end of the holder. */
+static void json_holder_close(int64_t since_usec)
+{
+    char since[64];
+
+    ctl_format_time(since_usec, since, sizeof(since));
+    fputs(", \"since\": ", stdout);
+    ctl_json_string(stdout, since);
+    printf(", \"since_usec\": %" PRId64 "}", since_usec);
+}
+
 static void print_lease_json(const vml_ext_lease *lease)
 {
     fputs("{\"lockspace\": ", stdout);
@@ -249,17 +272,9 @@ static void print_lease_json(const vml_ext_lease *lease)
     printf(", \"mode\": \"%s\", \"holders\": [", lease_mode(lease));
     for (u_int h = 0; h < lease->holders.holders_len; h++) {
         const vml_ext_holder *holder = &lease->holders.holders_val[h];
-        char uuid[CTL_UUID_TEXT_LEN];
-        char since[64];
 
-        ctl_format_uuid((const unsigned char *)holder->owner.uuid, uuid);
-        ctl_format_time(holder->since_usec, since, sizeof(since));
-        fputs(h == 0 ? "{\"domain\": " : ", {\"domain\": ", stdout);
-        ctl_json_string(stdout, holder->owner.name);
-        printf(", \"uuid\": \"%s\", \"id\": %u, \"pid\": %u, \"since\": ", uuid,
-               holder->owner.id, holder->owner.pid);
-        ctl_json_string(stdout, since);
-        printf(", \"since_usec\": %" PRId64 "}", (int64_t)holder->since_usec);
+        json_holder_open(h, &holder->owner);
+        json_holder_close(holder->since_usec);
     }
     fputs("]}", stdout);
 }
@@ -493,21 +508,14 @@ static void print_who_entry_json(const vml_ext_who_entry *e)
            (uint64_t)e->generation, (uint64_t)e->epoch);
     for (u_int h = 0; h < e->holders.holders_len; h++) {
         const vml_ext_who_holder *holder = &e->holders.holders_val[h];
-        char uuid[CTL_UUID_TEXT_LEN];
-        char since[64];
 
-        ctl_format_uuid((const unsigned char *)holder->owner.uuid, uuid);
-        ctl_format_time(holder->since_usec, since, sizeof(since));
-        fputs(h == 0 ? "{\"domain\": " : ", {\"domain\": ", stdout);
-        ctl_json_string(stdout, holder->owner.name);
-        printf(", \"uuid\": \"%s\", \"id\": %u, \"pid\": %u, \"host\": ", uuid,
-               holder->owner.id, holder->owner.pid);
+        json_holder_open(h, &holder->owner);
+        fputs(", \"host\": ", stdout);
         ctl_json_string(stdout, holder->host);
         fputs(", \"boot_id\": ", stdout);
         ctl_json_string(stdout, holder->boot_id);
-        printf(", \"daemon_pid\": %u, \"since\": ", holder->daemon_pid);
-        ctl_json_string(stdout, since);
-        printf(", \"since_usec\": %" PRId64 "}", (int64_t)holder->since_usec);
+        printf(", \"daemon_pid\": %u", holder->daemon_pid);
+        json_holder_close(holder->since_usec);
     }
     fputs("]}", stdout);
 }
