@@ -30,6 +30,7 @@ static const vml_conf_key config_keys[] = {
     { "lockfailure_pause_helper", VML_KEY_PATH, offsetof(dmn_config, lockfailure_pause_helper),
       0, 0 },
     { "keeper_sock_path", VML_KEY_PATH, offsetof(dmn_config, keeper_sock_path), 0, 0 },
+    { "keeper_timeout_ms", VML_KEY_UINT, offsetof(dmn_config, keeper_timeout_ms), 100, 600000 },
 };
 
 void dmn_config_init(dmn_config *cfg)
@@ -41,6 +42,7 @@ void dmn_config_init(dmn_config *cfg)
     cfg->owner_kill_grace_ms = DMN_DEFAULT_OWNER_KILL_GRACE_MS;
     cfg->lease_check_interval_ms = DMN_DEFAULT_LEASE_CHECK_INTERVAL_MS;
     cfg->lease_check_timeout_ms = DMN_DEFAULT_LEASE_CHECK_TIMEOUT_MS;
+    cfg->keeper_timeout_ms = DMN_DEFAULT_KEEPER_TIMEOUT_MS;
 }
 
 void dmn_config_clear(dmn_config *cfg)
@@ -341,6 +343,7 @@ void dmn_config_print(const dmn_config *cfg, bool daemonized, unsigned int timeo
     fprintf(out, "lease_check_timeout_ms = %u\n", cfg->lease_check_timeout_ms);
     print_string(out, "lockfailure_pause_helper", cfg->lockfailure_pause_helper);
     print_string(out, "keeper_sock_path", cfg->keeper_sock_path);
+    fprintf(out, "keeper_timeout_ms = %u\n", cfg->keeper_timeout_ms);
     /* From the command line, shown so that every path the daemon would use is visible. */
     print_string(out, "pid_file", cfg->pid_file);
     fprintf(out, "timeout = %u\n", timeout_secs);

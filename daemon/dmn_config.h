@@ -13,6 +13,7 @@
 #define DMN_DEFAULT_OWNER_KILL_GRACE_MS 1600
 #define DMN_DEFAULT_LEASE_CHECK_INTERVAL_MS 10000
 #define DMN_DEFAULT_LEASE_CHECK_TIMEOUT_MS 20000
+#define DMN_DEFAULT_KEEPER_TIMEOUT_MS 10000
 
 /*
  * The daemon's settings.  Strings are malloc'd and owned by the struct (NULL = unset);
@@ -29,6 +30,7 @@ typedef struct dmn_config {
     unsigned int owner_kill_grace_ms;
     unsigned int lease_check_interval_ms;   /* 0 = no periodic lease checks */
     unsigned int lease_check_timeout_ms;    /* a lease unverified this long is lost */
+    unsigned int keeper_timeout_ms;         /* the keeper answers (and reads) within this */
     char *lockfailure_pause_helper; /* vmlockd-pause-helper; default VML_LIBEXECDIR's */
     char *keeper_sock_path;         /* the keeper's socket; default derived from pid_file */
     char *pid_file;                 /* from -p, else derived (not a config key) */

@@ -22,10 +22,14 @@
 #include "dmn_keepd.h"
 #include "vml_child.h"
 
-/* How long the daemon waits on its keeper (a send, a HELLO answer) before giving up on it. */
+/* How long the daemon waits on its keeper (a send, a HELLO answer) before giving up on it,
+ * unless configured (keeper_timeout_ms). */
 #define KEEPER_TIMEOUT_MS 10000
-/* A keeper that could not be reached is tried again no sooner than this. */
+/* A keeper that could not be reached is tried again no sooner than this... */
 #define KEEPER_RETRY_MS 5000
+/* ... and one that was reached but did not answer (each such try stalls the daemon for the
+ * timeout) twice as late after each such try, up to this. */
+#define KEEPER_RETRY_MAX_MS 300000
 /* Strings of a snapshot are cut to this in the keeper's copy: it only has to rebuild. */
 #define KEEPER_TEXT_MAX 1024
 /* DROPs of released leases wait this long at most, or until a message of them is full. */
@@ -38,6 +42,8 @@ struct dmn_keeper {
     int fd;                     /* -1: down */
     unsigned int pid;
     int64_t retry_at_ms;
+    unsigned int timeout_ms;    /* a send, a HELLO answer */
+    unsigned int retry_ms;      /* the delay before the next try after a failed one */
     unsigned char *buf;
     unsigned char *metas;       /* snapshots of one message being built (send_leases) */
     dmn_journal journal;        /* the last one taken: its lists' room is reused */
@@ -96,11 +102,22 @@ static int socket_addr(const char *path, struct sockaddr_un *addr, vml_error *er
     return 0;
 }
 
+/* Bound every send on fd to timeout_ms: a keeper that stops reading must not stall the
+ * daemon forever. */
+static void set_send_timeout(int fd, unsigned int timeout_ms)
+{
+    struct timeval tv = { .tv_sec = timeout_ms / 1000,
+                          .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 /* Connect; *errnum = connect's errno on failure. */
-static int connect_keeper(const char *path, int *errnum, vml_error *err)
+static int connect_keeper(const char *path, unsigned int timeout_ms, int *errnum,
+                          vml_error *err)
 {
     struct sockaddr_un addr;
-    struct timeval tv = { .tv_sec = KEEPER_TIMEOUT_MS / 1000 };
     int fd;
 
     *errnum = 0;
@@ -117,8 +134,7 @@ static int connect_keeper(const char *path, int *errnum, vml_error *err)
         close(fd);
         return -1;
     }
-    /* A keeper that stops reading must not stall the daemon forever. */
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    set_send_timeout(fd, timeout_ms);
     return fd;
 }
 
@@ -215,13 +231,13 @@ static int spawn_keeper(const char *path, const char *log_outputs, vml_error *er
 static int reach_keeper(dmn_keeper *k, vml_error *err)
 {
     int errnum = 0;
-    int fd = connect_keeper(k->sock_path, &errnum, err);
+    int fd = connect_keeper(k->sock_path, k->timeout_ms, &errnum, err);
 
     if (fd >= 0 || (errnum != ENOENT && errnum != ECONNREFUSED))
         return fd;
     if (spawn_keeper(k->sock_path, k->log_outputs, err) < 0)
         return -1;
-    return connect_keeper(k->sock_path, &errnum, err);
+    return connect_keeper(k->sock_path, k->timeout_ms, &errnum, err);
 }
 
 static int keeper_new(const char *sock_path, const char *log_outputs, dmn_keeper **out,
@@ -239,8 +255,18 @@ static int keeper_new(const char *sock_path, const char *log_outputs, dmn_keeper
     }
     k->fd = -1;
     k->self = getpid();
+    k->timeout_ms = KEEPER_TIMEOUT_MS;
+    k->retry_ms = KEEPER_RETRY_MS;
     *out = k;
     return 0;
+}
+
+void dmn_keeper_set_timeout(dmn_keeper *k, unsigned int timeout_ms)
+{
+    if (timeout_ms == 0)
+        return;
+    k->timeout_ms = timeout_ms;
+    set_send_timeout(k->fd, timeout_ms);
 }
 
 int dmn_keeper_open(const char *sock_path, const char *log_outputs, dmn_keeper **out,
@@ -588,10 +614,10 @@ static int recv_msg(dmn_keeper *k, vml_keeper_msg *msg, int *fds, size_t *nfds, 
     bool ok;
 
     *nfds = 0;
-    if (poll(&pfd, 1, KEEPER_TIMEOUT_MS) != 1) {
+    if (poll(&pfd, 1, (int)k->timeout_ms) != 1) {
         vml_error_set(err, VIR_FROM_RPC, VIR_ERR_OPERATION_TIMEOUT,
-                      "the keeper at %s did not answer within %d ms", k->sock_path,
-                      KEEPER_TIMEOUT_MS);
+                      "the keeper at %s did not answer within %u ms", k->sock_path,
+                      k->timeout_ms);
         return -1;
     }
     do {
@@ -880,14 +906,23 @@ static void recover(dmn_keeper *k, dmn_lockspaces *reg, dmn_owners *owners, cons
         dmn_keeper_sync(k, reg, owners, false, NULL, NULL, NULL, NULL, &err) == 0) {
         VML_WARN("keeper pid %u at %s is back: handing it %zu lease(s)", k->pid, k->sock_path,
                  reg->nleases);
+        k->retry_ms = KEEPER_RETRY_MS;
         return;
     }
-    VML_ERROR("no keeper: %s; leases would NOT survive a crash of the daemon (retrying in %d "
-              "ms)", err.message, KEEPER_RETRY_MS);
+    VML_ERROR("no keeper: %s; leases would NOT survive a crash of the daemon (retrying in %u "
+              "ms)", err.message, k->retry_ms);
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
-    k->retry_at_ms = monotonic_ms() + KEEPER_RETRY_MS;
+    k->retry_at_ms = monotonic_ms() + k->retry_ms;
+    /* A keeper that listens but does not answer (stopped, or stuck in the kernel) cost this
+     * try the whole timeout, with every client waiting: try it less and less often.  One
+     * that cannot be reached at all costs nothing: keep the short delay. */
+    if (err.code == VIR_ERR_OPERATION_TIMEOUT)
+        k->retry_ms = k->retry_ms * 2 > KEEPER_RETRY_MAX_MS ? KEEPER_RETRY_MAX_MS
+                                                            : k->retry_ms * 2;
+    else
+        k->retry_ms = KEEPER_RETRY_MS;
     dmn_lockspaces_set_journaling(reg, false);
 }
 

@@ -24,6 +24,11 @@ typedef void (*dmn_keeper_lost_fn)(void *opaque, dmn_lease *lease, const char *r
 int dmn_keeper_open(const char *sock_path, const char *log_outputs, dmn_keeper **out,
                     vml_error *err);
 
+/* Wait at most timeout_ms (0: the default, 10 s) for the keeper from now on: a send, a HELLO
+ * answer.  A keeper that listens but does not answer in time is tried again after 5 s,
+ * then twice as late after each such try (up to 5 min). */
+void dmn_keeper_set_timeout(dmn_keeper *k, unsigned int timeout_ms);
+
 /* Take over a connection inherited from the previous image (handover); fd is owned from
  * this call on, even on error. */
 int dmn_keeper_inherit(const char *sock_path, const char *log_outputs, int fd,

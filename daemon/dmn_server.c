@@ -1298,7 +1298,9 @@ static void start_keeper(dmn_server *s, const dmn_server_options *opts)
 
     if (opts->keeper_path == NULL)
         return;
-    if (dmn_keeper_open(opts->keeper_path, opts->log_outputs, &s->keeper, &err) < 0 ||
+    if (dmn_keeper_open(opts->keeper_path, opts->log_outputs, &s->keeper, &err) == 0)
+        dmn_keeper_set_timeout(s->keeper, opts->keeper_timeout_ms);
+    if (s->keeper == NULL ||
         dmn_keeper_sync(s->keeper, s->lockspaces, s->owners, true, &adopted, &released,
                         on_lease_lost, s, &err) < 0) {
         VML_ERROR("no keeper: %s; leases will NOT survive a crash of this daemon",
@@ -1511,6 +1513,7 @@ static int restore_state(dmn_server *s, const dmn_server_options *opts, const vm
                                opts->log_outputs, ho->keeper_fd, ho->keeper_pid, &s->keeper,
                                err) < 0)
             return -1;
+        dmn_keeper_set_timeout(s->keeper, opts->keeper_timeout_ms);
         dmn_lockspaces_set_journaling(reg, true);
     }
     for (u_int i = 0; i < ho->lockspaces.lockspaces_len; i++) {

@@ -21,6 +21,7 @@ typedef struct dmn_server_options {
     unsigned int timeout_secs;      /* exit after this long with no lease and no active client; 0 = never */
     unsigned int lease_check_interval_ms;   /* 0: no periodic checks (CHECK_NOW still works) */
     unsigned int lease_check_timeout_ms;    /* unverified this long after a round began = lost */
+    unsigned int keeper_timeout_ms;         /* 0: the keeper module's default */
     const char *pause_helper;       /* vmlockd-pause-helper for on_lockfailure=pause; NULL none */
     const char *keeper_path;        /* the keeper's socket; NULL: no keeper (locks die with us) */
     const char *log_outputs;        /* the effective log_outputs (handed to a keeper we start) */

@@ -694,6 +694,7 @@ int main(int argc, char **argv)
     sopts.timeout_secs = opts.timeout_secs;
     sopts.lease_check_interval_ms = cfg.lease_check_interval_ms;
     sopts.lease_check_timeout_ms = cfg.lease_check_timeout_ms;
+    sopts.keeper_timeout_ms = cfg.keeper_timeout_ms;
     sopts.pause_helper = cfg.lockfailure_pause_helper;
     sopts.keeper_path = cfg.keeper_sock_path;
     sopts.log_outputs = outputs;

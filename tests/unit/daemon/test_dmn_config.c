@@ -37,8 +37,10 @@ static void test_defaults(void)
               cfg.log_outputs == NULL && cfg.log_filters == NULL && cfg.pid_file == NULL,
               "defaults: no string set");
     VML_CHECK(cfg.lease_check_interval_ms == 10000 && cfg.lease_check_timeout_ms == 20000 &&
-              cfg.keeper_sock_path == NULL && cfg.lockfailure_pause_helper == NULL,
-              "defaults: leases checked every 10 s, 20 s to answer; keeper and helper derived");
+              cfg.keeper_sock_path == NULL && cfg.lockfailure_pause_helper == NULL &&
+              cfg.keeper_timeout_ms == 10000,
+              "defaults: leases checked every 10 s, 20 s to answer; keeper and helper derived; "
+              "10 s for the keeper");
     dmn_config_clear(&cfg);
 }
 
@@ -135,6 +137,10 @@ static void test_bad_values(void)
                  "lease_check_interval_ms beyond an hour");
     expect_error("lease_check_timeout_ms = 5\n", "t.conf:1", "from 10 to 3600000",
                  "lease_check_timeout_ms below 10 ms");
+    expect_error("keeper_timeout_ms = 99\n", "t.conf:1", "from 100 to 600000",
+                 "keeper_timeout_ms below 100 ms");
+    expect_error("keeper_timeout_ms = 600001\n", "t.conf:1", "from 100 to 600000",
+                 "keeper_timeout_ms above 10 minutes");
     expect_error("keeper_sock_path = \"keeper\"\n", "t.conf:1", "must be an absolute path",
                  "a relative keeper socket path");
     expect_error("lockfailure_pause_helper = \"helper\"\n", "t.conf:1",
@@ -148,8 +154,9 @@ static void test_lifetime_keys(void)
 
     dmn_config_init(&cfg);
     VML_CHECK(load(&cfg, "lease_check_interval_ms = 0\nlease_check_timeout_ms = 10\n"
-                   "keeper_sock_path = \"/tmp/k\"\nlockfailure_pause_helper = \"/bin/true\"\n",
-                   &err) == 0 && cfg.lease_check_interval_ms == 0 &&
+                   "keeper_sock_path = \"/tmp/k\"\nlockfailure_pause_helper = \"/bin/true\"\n"
+                   "keeper_timeout_ms = 250\n",
+                   &err) == 0 && cfg.lease_check_interval_ms == 0 && cfg.keeper_timeout_ms == 250 &&
               cfg.lease_check_timeout_ms == 10 && strcmp(cfg.keeper_sock_path, "/tmp/k") == 0 &&
               strcmp(cfg.lockfailure_pause_helper, "/bin/true") == 0,
               "interval 0 (checks off), a 10 ms timeout, explicit keeper and helper paths load");
@@ -286,6 +293,7 @@ static void test_print(void)
                   "lease_check_timeout_ms = 20000\n"
                   "lockfailure_pause_helper = \"\"\n"
                   "keeper_sock_path = \"\"\n"
+                  "keeper_timeout_ms = 10000\n"
                   "pid_file = '/tmp/with\"quote.pid'\n"
                   "timeout = 120\n",
                   "--test-config prints every effective setting in config syntax");
