@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "vml_build_config.h"
 
 #define CONF_FILE_MAX (1024 * 1024)
 
@@ -393,6 +396,39 @@ int vml_conf_apply(const vml_conf *conf, const vml_conf_key *keys, size_t nkeys,
         }
         if (apply_entry(conf, entry, key, target, err) < 0)
             return -1;
+    }
+    return 0;
+}
+
+int vml_conf_default_path(bool privileged, const char *name, char **out, vml_error *err)
+{
+    const char *base = getenv("XDG_CONFIG_HOME");
+    const char *home;
+    int rc;
+
+    *out = NULL;
+    if (privileged) {
+        rc = asprintf(out, "%s/libvirt/%s", VML_SYSCONFDIR, name);
+    } else if (base != NULL && base[0] == '/') {
+        rc = asprintf(out, "%s/libvirt/%s", base, name);
+    } else {
+        home = getenv("HOME");
+        if (home == NULL || home[0] != '/') {
+            const struct passwd *pw = getpwuid(geteuid());
+            home = pw != NULL ? pw->pw_dir : NULL;
+        }
+        if (home == NULL) {
+            vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONFIG_UNSUPPORTED,
+                          "cannot find the per-user libvirt config directory: set "
+                          "XDG_CONFIG_HOME or HOME, or pass --config");
+            return -1;
+        }
+        rc = asprintf(out, "%s/.config/libvirt/%s", home, name);
+    }
+    if (rc < 0) {
+        *out = NULL;
+        vml_error_set_errno(err, VIR_FROM_CONF, ENOMEM, "cannot build the config file path");
+        return -1;
     }
     return 0;
 }

@@ -40,6 +40,14 @@ typedef struct vml_conf {
 } vml_conf;
 
 /*
+ * The default path of a libvirt-side config file name (e.g. "vmlockd.conf"): under the system
+ * config directory when privileged, else $XDG_CONFIG_HOME/libvirt, else ~/.config/libvirt
+ * (HOME, else the passwd entry), as libvirt looks for its own.  *out is malloc'd, the
+ * caller's; -1 with err naming what to set when no home is known.
+ */
+int vml_conf_default_path(bool privileged, const char *name, char **out, vml_error *err);
+
+/*
  * Parse text (len bytes, need not be NUL-terminated) named filename in messages.
  * On success *out is a new vml_conf owned by the caller.  Errors are VIR_ERR_CONF_SYNTAX
  * naming FILE:LINE.  A key given twice is an error naming both lines.

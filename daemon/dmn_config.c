@@ -2,7 +2,6 @@
 #include "dmn_config.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,33 +58,7 @@ void dmn_config_clear(dmn_config *cfg)
 
 int dmn_config_default_file(bool privileged, char **out, vml_error *err)
 {
-    const char *base = getenv("XDG_CONFIG_HOME");
-    const char *home;
-    int rc;
-
-    if (privileged) {
-        rc = asprintf(out, "%s/libvirt/vmlockd.conf", VML_SYSCONFDIR);
-    } else if (base != NULL && base[0] == '/') {
-        rc = asprintf(out, "%s/libvirt/vmlockd.conf", base);
-    } else {
-        home = getenv("HOME");
-        if (home == NULL || home[0] != '/') {
-            const struct passwd *pw = getpwuid(geteuid());
-            home = pw != NULL ? pw->pw_dir : NULL;
-        }
-        if (home == NULL) {
-            vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONFIG_UNSUPPORTED,
-                          "cannot find the config directory: set XDG_CONFIG_HOME or HOME, "
-                          "or pass --config");
-            return -1;
-        }
-        rc = asprintf(out, "%s/.config/libvirt/vmlockd.conf", home);
-    }
-    if (rc < 0) {
-        vml_error_set_errno(err, VIR_FROM_CONF, ENOMEM, "cannot build the config file path");
-        return -1;
-    }
-    return 0;
+    return vml_conf_default_path(privileged, "vmlockd.conf", out, err);
 }
 
 static unsigned int entry_line(const vml_conf *conf, const char *key)

@@ -1,51 +1,24 @@
 /* ctl_plugin.c: locating and loading the plugin's qemu-vmlockd.conf for vmlockctl check and doctor. */
 #include "ctl_plugin.h"
 
-#include <errno.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "ctl_output.h"
-#include "vml_build_config.h"
+#include "vml_conf.h"
 
 #define PLUGIN_CONFIG_NAME "qemu-vmlockd.conf"
 
 int ctl_plugin_config_path(const char *given, const char **path, char **owned, vml_error *err)
 {
-    const char *base = getenv("XDG_CONFIG_HOME");
-    const char *home;
-    int rc;
-
     *owned = NULL;
     *path = NULL;
     if (given != NULL) {
         *path = given;
         return 0;
     }
-    if (geteuid() == 0) {
-        rc = asprintf(owned, "%s/libvirt/%s", VML_SYSCONFDIR, PLUGIN_CONFIG_NAME);
-    } else if (base != NULL && base[0] == '/') {
-        rc = asprintf(owned, "%s/libvirt/%s", base, PLUGIN_CONFIG_NAME);
-    } else {
-        home = getenv("HOME");
-        if (home == NULL || home[0] != '/') {
-            const struct passwd *pw = getpwuid(geteuid());
-            home = pw != NULL ? pw->pw_dir : NULL;
-        }
-        if (home == NULL) {
-            vml_error_set(err, VIR_FROM_CONF, VIR_ERR_CONFIG_UNSUPPORTED,
-                          "cannot find the per-user libvirt config directory: set "
-                          "XDG_CONFIG_HOME or HOME, or pass --config");
-            return -1;
-        }
-        rc = asprintf(owned, "%s/.config/libvirt/%s", home, PLUGIN_CONFIG_NAME);
-    }
-    if (rc < 0) {
-        *owned = NULL;
-        vml_error_set_errno(err, VIR_FROM_CONF, ENOMEM, "cannot build the plugin config path");
+    if (vml_conf_default_path(geteuid() == 0, PLUGIN_CONFIG_NAME, owned, err) < 0)
         return -1;
-    }
     *path = *owned;
     return 0;
 }
